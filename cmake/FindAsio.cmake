@@ -33,7 +33,14 @@ if(Asio_FOUND AND NOT TARGET Asio::Asio)
     add_library(Asio::Asio INTERFACE IMPORTED)
     set_target_properties(Asio::Asio PROPERTIES
         INTERFACE_INCLUDE_DIRECTORIES "${Asio_INCLUDE_DIR}"
-        INTERFACE_COMPILE_DEFINITIONS "ASIO_STANDALONE;ASIO_NO_DEPRECATED"
+        # ASIO_DISABLE_STD_ALIGNED_ALLOC: Asio 1.22 picks aligned_alloc or operator new
+        # depending on which standard headers a translation unit included first, so two TUs
+        # can allocate and free the same memory differently (AddressSanitizer reports
+        # alloc-dealloc-mismatch). Pinning one allocator keeps every TU consistent.
+        # Asio 1.22 only enables co_await on clang when <experimental/coroutine> exists, which
+        # libstdc++ does not ship; clang 14 supports C++20 coroutines with <coroutine>.
+        INTERFACE_COMPILE_DEFINITIONS
+            "ASIO_STANDALONE;ASIO_NO_DEPRECATED;ASIO_DISABLE_STD_ALIGNED_ALLOC;$<$<CXX_COMPILER_ID:Clang>:ASIO_HAS_CO_AWAIT=1>"
         INTERFACE_LINK_LIBRARIES Threads::Threads)
 endif()
 

@@ -121,7 +121,10 @@ bool is_fatal_link_error(const std::error_code& ec) noexcept
         }
     }
     // Any system or asio transport error (reset, refused, broken pipe, EOF) kills the link.
-    return ec.category() == std::system_category() || ec.category() == asio::error::get_misc_category() ||
+    // Asio reports socket errors in its own "asio.system" category, not std::system_category.
+    return ec.category() == std::system_category() ||
+           ec.category() == asio::error::get_system_category() ||
+           ec.category() == asio::error::get_misc_category() ||
            ec.category() == asio::error::get_netdb_category() ||
            ec.category() == asio::error::get_addrinfo_category();
 }

@@ -20,7 +20,7 @@ enum class errc : int {
     missing_uid,             ///< <event> has no uid attribute, or an empty one
     missing_type,            ///< <event> has no type attribute, or an empty one
     bad_time,                ///< time, start or stale is missing or not an xs:dateTime
-    bad_point,               ///< <point> lat/lon/hae/ce/le is present but not a number
+    bad_point,               ///< <point> lat or lon is missing or not a finite number
     point_out_of_range,      ///< lat outside [-90, 90] or lon outside [-180, 180]
     doctype_forbidden,       ///< a DOCTYPE or entity declaration was present
     too_many_elements,       ///< more elements than parse_params::max_elements

@@ -1,0 +1,525 @@
+// complete-system: a small TAK gateway built on omnitak::system, driven by realistic traffic.
+//
+// With no arguments it starts 4 mock TAK servers on loopback, opens 200 links to them (each
+// with its own routing filter), and for 10 s plays a TAK team's traffic into the servers:
+// every event enters the gateway through one link, a share through two servers at once (so
+// deduplication has work), and a share is submitted by the application itself. The gateway
+// deduplicates, hands each unique event to the application and routes it to the links whose
+// filters want it. A progress line is printed every second and a report at the end;
+// /metrics is served while it runs.
+//
+//   complete-system [--links N] [--servers N] [--duration S] [--rate R] [--metrics ADDR]
+//                   [--replay PATH] [--server tcp://HOST:PORT ...]
+//
+// Exit codes: 0 success; 1 runtime failure (no server reachable, metrics address in use);
+// 2 bad options.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "omnitak/pool/system.hpp"
+#include "omnitak/pool/testing/mock_tak_server.hpp"
+#include "traffic.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+namespace ex = omnitak::example;
+
+struct options {
+    std::size_t links = 200;
+    std::size_t servers = 4;
+    double duration_s = 10.0;
+    double rate = 1000.0;
+    double dup_share = 0.1;
+    double submit_share = 0.1;
+    std::size_t threads = 0;
+    std::string metrics = "127.0.0.1:9090";
+    std::string replay;
+    std::vector<std::string> server_urls;
+};
+
+struct endpoint {
+    std::string host;
+    std::uint16_t port = 0;
+    std::string url() const { return "tcp://" + host + ":" + std::to_string(port); }
+};
+
+// "tcp://HOST:PORT" (HOST may be a bracketed IPv6 literal). nullopt when malformed.
+std::optional<endpoint> parse_url(const std::string& url)
+{
+    constexpr std::string_view scheme = "tcp://";
+    if (url.rfind(scheme, 0) != 0) return std::nullopt;
+    const std::string rest = url.substr(scheme.size());
+    const auto colon = rest.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) return std::nullopt;
+
+    std::string host = rest.substr(0, colon);
+    if (host.front() == '[') {
+        if (host.size() < 3 || host.back() != ']') return std::nullopt;
+        host = host.substr(1, host.size() - 2);
+    }
+    const std::string port_text = rest.substr(colon + 1);
+    if (port_text.find_first_not_of("0123456789") != std::string::npos || port_text.size() > 5) {
+        return std::nullopt;
+    }
+    const unsigned long port = std::stoul(port_text);
+    if (port == 0 || port > 65535) return std::nullopt;
+    return endpoint{host, static_cast<std::uint16_t>(port)};
+}
+
+// A spread of realistic subscriptions: some links want everything, most want a slice.
+omnitak::filter filter_for(std::size_t i, const ex::traffic_params& area)
+{
+    using omnitak::filter;
+    switch (i % 10) {
+        case 0:
+            return filter::always();
+        case 1:
+        case 2:
+            return filter::by_type({"a-f-A"});  // air picture
+        case 3:
+        case 4:
+            return filter::by_type({"b-t-f", "b-a-o"});  // chat and alerts
+        case 5:
+        case 6:
+            return filter::within_radius(area.center_lat, area.center_lon, 5.0);
+        case 7:
+        case 8: {
+            static const std::vector<std::string> teams{"Cyan",    "Yellow", "Green",
+                                                        "Magenta", "Orange", "Dark Blue"};
+            return filter::by_group({teams[i % teams.size()]}) ||
+                   filter::by_type({"b-a-o"});  // a team always hears emergencies
+        }
+        default:
+            return filter::by_type({"b-m-p"});  // map markers
+    }
+}
+
+std::string mib(std::optional<std::size_t> bytes)
+{
+    if (!bytes) return "n/a";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(*bytes) / (1024.0 * 1024.0));
+    return text;
+}
+
+std::string ms(std::chrono::nanoseconds d)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f ms", static_cast<double>(d.count()) / 1e6);
+    return text;
+}
+
+// When each injected event was sent, keyed by (uid, time), so the application callback can
+// measure server-send -> application latency for the first copy that arrives.
+class inflight_table {
+public:
+    static std::string key(std::string_view uid, omnitak::cot_time t)
+    {
+        std::string k(uid);
+        k += '|';
+        k += std::to_string(t.time_since_epoch().count());
+        return k;
+    }
+
+    void sent(std::string k, steady::time_point at)
+    {
+        std::lock_guard lock(mutex_);
+        table_.insert_or_assign(std::move(k), at);
+    }
+
+    std::optional<steady::time_point> arrived(const std::string& k)
+    {
+        std::lock_guard lock(mutex_);
+        const auto it = table_.find(k);
+        if (it == table_.end()) return std::nullopt;
+        const auto at = it->second;
+        table_.erase(it);
+        return at;
+    }
+
+    // Events that never arrive (dropped, or duplicates of a replayed event) must not pile up.
+    void forget_older_than(steady::time_point limit)
+    {
+        std::lock_guard lock(mutex_);
+        std::erase_if(table_, [&](const auto& entry) { return entry.second < limit; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::unordered_map<std::string, steady::time_point> table_;
+};
+
+struct replay_event {
+    std::string bytes;
+    std::string key;
+};
+
+int run(const options& opt)
+{
+    // --- servers ------------------------------------------------------------------------
+    std::vector<endpoint> endpoints;
+    std::vector<std::unique_ptr<omnitak::testing::mock_tak_server>> mocks;
+    for (const auto& url : opt.server_urls) {
+        const auto e = parse_url(url);
+        if (!e) {
+            std::fprintf(stderr, "complete-system: bad --server '%s': expected tcp://HOST:PORT\n",
+                         url.c_str());
+            return 2;
+        }
+        endpoints.push_back(*e);
+    }
+    const bool use_mocks = endpoints.empty();
+
+    // --- traffic source -----------------------------------------------------------------
+    ex::traffic_params area;
+    std::vector<replay_event> replay;
+    if (!opt.replay.empty()) {
+        std::error_code ec;
+        auto set = ex::load_replay(opt.replay, ec);
+        if (ec) {
+            std::fprintf(stderr, "complete-system: cannot read --replay '%s': %s\n",
+                         opt.replay.c_str(), ec.message().c_str());
+            return 1;
+        }
+        if (set.events.empty()) {
+            std::fprintf(stderr, "complete-system: --replay '%s' holds no CoT event\n",
+                         opt.replay.c_str());
+            return 1;
+        }
+        for (auto& bytes : set.events) {
+            omnitak::cot_summary s;
+            omnitak::parse_cot(bytes, s);
+            replay.push_back({std::move(bytes), inflight_table::key(s.uid, s.time)});
+        }
+        std::printf("replay: %zu events from %" PRIu64 " files (%" PRIu64 " rejected)\n",
+                    replay.size(), set.files, set.rejected);
+    }
+
+    const auto rss_start = ex::resident_memory_bytes();
+    if (use_mocks) {
+        for (std::size_t i = 0; i < opt.servers; ++i) {
+            omnitak::testing::mock_tak_server_params mp;
+            // The gateway routes between servers itself; a relaying mock would reflect every
+            // delivery back to the gateway's other links on that server.
+            mp.relay = false;
+            mp.record = false;
+            // The gateway's events are small; a smaller per-session read buffer keeps the mock
+            // servers' share of the per-link memory figure below down.
+            mp.read_buffer_bytes = 8 * 1024;
+            mocks.push_back(std::make_unique<omnitak::testing::mock_tak_server>(mp));
+            endpoints.push_back({"127.0.0.1", mocks.back()->port()});
+        }
+    }
+
+    // --- the gateway --------------------------------------------------------------------
+    ex::latency_recorder latency;
+    inflight_table inflight;
+    std::atomic<std::uint64_t> app_messages{0};
+
+    omnitak::system_params params;
+    params.threads = opt.threads;
+    params.receive_capacity = 0;  // this application only uses the callback
+    params.on_message = [&](const omnitak::message_ptr& m) {
+        app_messages.fetch_add(1, std::memory_order_relaxed);
+        if (auto sent =
+                inflight.arrived(inflight_table::key(m->summary().uid, m->summary().time))) {
+            latency.record(steady::now() - *sent);
+        }
+    };
+    if (!opt.metrics.empty() && opt.metrics != "off") {
+        params.metrics.serve = true;
+        params.metrics.address = opt.metrics;
+    }
+    params.log = [](int level, std::string_view line) {
+        std::fprintf(stderr, "[%s] %.*s\n", level >= omnitak::log_level::error ? "error" : "warn",
+                     static_cast<int>(line.size()), line.data());
+    };
+    params.log_threshold = omnitak::log_level::error;
+
+    std::unique_ptr<omnitak::system> gateway;
+    try {
+        gateway = std::make_unique<omnitak::system>(std::move(params));
+    } catch (const std::runtime_error& e) {
+        std::fprintf(stderr, "complete-system: %s\n", e.what());
+        return 1;
+    }
+    gateway->start();
+    if (gateway->metrics().port() != 0) {
+        std::printf("metrics: http://%s/metrics (port %u)\n", opt.metrics.c_str(),
+                    gateway->metrics().port());
+    }
+
+    const auto rss_before_links = ex::resident_memory_bytes();
+    const auto connect_start = steady::now();
+    for (std::size_t i = 0; i < opt.links; ++i) {
+        const auto& e = endpoints[i % endpoints.size()];
+        omnitak::system_link l;
+        l.endpoint.id = i + 1;
+        l.endpoint.name = "link-" + std::to_string(i + 1);
+        l.endpoint.host = e.host;
+        l.endpoint.port = e.port;
+        l.route = filter_for(i, area);
+        if (auto ec = gateway->add_link(std::move(l))) {
+            std::fprintf(stderr, "complete-system: cannot add link %zu: %s\n", i + 1,
+                         ec.message().c_str());
+            return 1;
+        }
+    }
+
+    // Wait for the links to come up (a mock answers at once; a real server may take longer).
+    const auto connect_deadline = connect_start + (use_mocks ? 10s : 5s);
+    while (gateway->stats().pool.links_connected < opt.links && steady::now() < connect_deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    const auto connected = gateway->stats().pool.links_connected;
+    const auto connect_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - connect_start);
+    std::printf("links: %zu/%zu connected to %zu %s in %lld ms\n", connected, opt.links,
+                endpoints.size(), use_mocks ? "mock server(s)" : "server(s)",
+                static_cast<long long>(connect_ms.count()));
+
+    // One line per server no link could reach.
+    std::size_t reachable = 0;
+    for (std::size_t s = 0; s < endpoints.size(); ++s) {
+        bool up = false;
+        std::error_code last;
+        for (std::size_t i = s; i < opt.links; i += endpoints.size()) {
+            if (auto st = gateway->pool().stats_of(i + 1)) {
+                up = up || st->state == omnitak::link_state::connected;
+                if (st->last_error) last = st->last_error;
+            }
+        }
+        if (up) {
+            ++reachable;
+        } else if (s < opt.links) {
+            std::fprintf(stderr, "complete-system: server %s unreachable: %s\n",
+                         endpoints[s].url().c_str(),
+                         last ? last.message().c_str() : "no connection within the wait");
+        }
+    }
+    if (reachable == 0) {
+        gateway->shutdown(1s);
+        return 1;
+    }
+    const auto rss_links = ex::resident_memory_bytes();
+
+    // --- traffic ------------------------------------------------------------------------
+    ex::traffic_generator generator(area);
+    std::mt19937_64 random(7);
+    std::uniform_real_distribution<double> unit_interval(0.0, 1.0);
+    std::vector<std::vector<std::uint64_t>> sessions(mocks.size());
+    auto refresh_sessions = [&] {
+        for (std::size_t s = 0; s < mocks.size(); ++s)
+            sessions[s] = mocks[s]->sessions();
+    };
+    refresh_sessions();
+
+    std::uint64_t produced = 0, via_servers = 0, via_two = 0, via_submit = 0, submit_refused = 0;
+    std::size_t replay_next = 0;
+    std::size_t rr = 0;
+    const auto duration =
+        std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(opt.duration_s));
+    const auto start = steady::now();
+    auto next_progress = start + 1s;
+
+    for (;;) {
+        const auto now = steady::now();
+        if (now - start >= duration) break;
+
+        // Catch up with the schedule: rate events per second since the start.
+        const double elapsed = std::chrono::duration<double>(now - start).count();
+        const auto due = static_cast<std::uint64_t>(elapsed * opt.rate);
+        const auto wall =
+            std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+        while (produced < due) {
+            ++produced;
+            std::string bytes;
+            std::string key;
+            if (replay.empty()) {
+                auto e = generator.next(omnitak::cot_time(wall));
+                key = inflight_table::key(e.uid, e.time);
+                bytes = std::move(e.bytes);
+            } else {
+                const auto& r = replay[replay_next++ % replay.size()];
+                bytes = r.bytes;
+                key = r.key;
+            }
+
+            // Application traffic goes straight in; the rest arrives from the servers.
+            if (!use_mocks || unit_interval(random) < opt.submit_share) {
+                if (gateway->submit(std::move(bytes))) {
+                    ++submit_refused;
+                } else {
+                    ++via_submit;
+                }
+                continue;
+            }
+            const std::size_t first = rr++ % mocks.size();
+            const bool twice = mocks.size() > 1 && unit_interval(random) < opt.dup_share;
+            inflight.sent(std::move(key), steady::now());
+            auto inject = [&](std::size_t s, std::string b) {
+                if (sessions[s].empty()) return;
+                mocks[s]->send_to(sessions[s][produced % sessions[s].size()], std::move(b));
+            };
+            if (twice) {
+                inject((first + 1) % mocks.size(), bytes);
+                ++via_two;
+            }
+            inject(first, std::move(bytes));
+            ++via_servers;
+        }
+
+        if (now >= next_progress) {
+            next_progress += 1s;
+            refresh_sessions();
+            inflight.forget_older_than(now - 5s);
+            const auto s = gateway->stats();
+            std::printf("[%4.1fs] links %zu/%zu  in %" PRIu64 "  unique %" PRIu64 "  dup %" PRIu64
+                        "  deliveries %" PRIu64 "  drops %" PRIu64 "  queued %" PRIu64
+                        "  e2e p99 %s  rss %s\n",
+                        elapsed, s.pool.links_connected, s.pool.links_total, s.inbound,
+                        s.inbound_unique, s.inbound_duplicates, s.distributor.deliveries,
+                        s.distributor.dropped + s.distributor.intake_dropped + s.pool.drops,
+                        s.pool.queue_depth, ms(latency.percentile(0.99)).c_str(),
+                        mib(ex::resident_memory_bytes()).c_str());
+            std::fflush(stdout);
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+
+    // Let what is in flight settle: intake routed, link queues written.
+    const auto settle_deadline = steady::now() + 3s;
+    for (;;) {
+        const auto s = gateway->stats();
+        if ((s.pool.queue_depth == 0 && gateway->router().intake_size() == 0) ||
+            steady::now() >= settle_deadline) {
+            break;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    std::this_thread::sleep_for(100ms);
+
+    // --- report -------------------------------------------------------------------------
+    const auto s = gateway->stats();
+    const auto rss_end = ex::resident_memory_bytes();
+    std::uint64_t server_events = 0;
+    for (const auto& m : mocks)
+        server_events += m->events_received();
+
+    const double seconds = std::chrono::duration<double>(duration).count();
+    std::printf("\n== complete-system report ==\n");
+    std::printf("setup:       %zu links to %zu %s, %.1f s at %.0f events/s%s\n", opt.links,
+                endpoints.size(), use_mocks ? "mock servers" : "servers", seconds, opt.rate,
+                replay.empty() ? "" : " (replayed)");
+    std::printf("produced:    %" PRIu64 " events: %" PRIu64 " through servers (%" PRIu64
+                " through two at once), %" PRIu64 " submitted by the application (%" PRIu64
+                " refused)\n",
+                produced, via_servers, via_two, via_submit, submit_refused);
+    std::printf("messages in: %" PRIu64 " from links\n", s.inbound);
+    std::printf("unique:      %" PRIu64 " inbound (+%" PRIu64 " submitted)\n", s.inbound_unique,
+                s.submitted);
+    std::printf("duplicates:  %" PRIu64 " (aggregator dedup ratio %.3f)\n", s.inbound_duplicates,
+                s.aggregator.dedup_ratio());
+    std::printf("to the app:  %" PRIu64 " messages\n", app_messages.load());
+    std::printf("deliveries:  %" PRIu64 " into link queues, %" PRIu64 " written by links",
+                s.distributor.deliveries, s.pool.messages_sent);
+    if (use_mocks) {
+        std::printf(", %" PRIu64 " received by the servers (their pings included)", server_events);
+    }
+    std::printf("\n");
+    std::printf("unrouted:    %" PRIu64 " messages no link wanted\n", s.distributor.unrouted);
+    std::printf("drops:       %" PRIu64 " (distributor: %" PRIu64 " link queue full, %" PRIu64
+                " intake full; links: %" PRIu64 ")\n",
+                s.distributor.dropped + s.distributor.intake_dropped + s.pool.drops,
+                s.distributor.dropped, s.distributor.intake_dropped, s.pool.drops);
+    std::printf("latency:     end to end (server send -> application), n=%" PRIu64
+                ": p50 %s  p99 %s  p999 %s  max %s\n",
+                latency.count(), ms(latency.percentile(0.5)).c_str(),
+                ms(latency.percentile(0.99)).c_str(), ms(latency.percentile(0.999)).c_str(),
+                ms(latency.max()).c_str());
+    if (s.distributor.latency_count > 0) {
+        std::printf(
+            "routing:     mean %s per message (intake -> every target queue), %" PRIu64
+            " batches, mean batch %.1f\n",
+            ms(std::chrono::nanoseconds(s.distributor.latency_sum_ns / s.distributor.latency_count))
+                .c_str(),
+            s.distributor.batches,
+            s.distributor.batches ? static_cast<double>(s.distributor.routed) /
+                                        static_cast<double>(s.distributor.batches)
+                                  : 0.0);
+    }
+    std::printf("reconnects:  %" PRIu64 ", errors %" PRIu64 ", parse errors %" PRIu64 "\n",
+                s.pool.reconnects, s.pool.errors, s.pool.parse_errors);
+    std::printf("memory:      resident %s (at start %s, before links %s, with links %s)\n",
+                mib(rss_end).c_str(), mib(rss_start).c_str(), mib(rss_before_links).c_str(),
+                mib(rss_links).c_str());
+    if (rss_before_links && rss_links && opt.links > 0) {
+        const double per_link =
+            (static_cast<double>(*rss_links) - static_cast<double>(*rss_before_links)) /
+            static_cast<double>(opt.links) / 1024.0;
+        std::printf("per link:    %.1f KiB resident when connected, idle%s\n", per_link,
+                    use_mocks ? " (includes the in-process mock server's side)" : "");
+    }
+
+    const auto report = gateway->shutdown(5s);
+    std::printf("shutdown:    %s in %lld ms (unrouted %" PRIu64 ", unsent %" PRIu64 ")\n",
+                report.result ? report.result.message().c_str() : "clean",
+                static_cast<long long>(report.took.count()), report.unrouted, report.unsent);
+    gateway.reset();
+    for (auto& m : mocks)
+        m->stop();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"A small TAK gateway on omnitak::system, driven by realistic CoT traffic"};
+    options opt;
+    app.add_option("--links", opt.links, "Links to open")->check(CLI::Range(1, 100000));
+    app.add_option("--servers", opt.servers, "Mock TAK servers to start (without --server)")
+        ->check(CLI::Range(1, 64));
+    app.add_option("--duration", opt.duration_s, "Seconds of traffic")
+        ->check(CLI::Range(0.1, 86400.0));
+    app.add_option("--rate", opt.rate, "Events per second")->check(CLI::Range(1.0, 1e6));
+    app.add_option("--dup-share", opt.dup_share,
+                   "Share of server traffic injected through two servers at once")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--submit-share", opt.submit_share,
+                   "Share of traffic submitted by the application instead of a server")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--threads", opt.threads, "I/O threads (0 = one per hardware thread)")
+        ->check(CLI::Range(0, 1024));
+    app.add_option("--metrics", opt.metrics,
+                   "Serve /metrics on HOST:PORT ('off' to disable; port 0 picks one)");
+    app.add_option("--replay", opt.replay,
+                   "Replay the CoT events of a file or folder instead of generated traffic");
+    app.add_option("--server", opt.server_urls,
+                   "A real TAK server tcp://HOST:PORT instead of mocks (repeatable)");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "complete-system: %s (see --help)\n", e.what());
+        return 2;
+    }
+    return run(opt);
+}

@@ -1,0 +1,84 @@
+// What a link reports about itself: its state and a snapshot of its counters.
+//
+// The link keeps its counters in atomics and copies them into the plain link_stats struct on
+// request, so any thread can read them without a lock. Counters are read one by one: a
+// snapshot taken while traffic flows is not a single instant (e.g. messages_sent may already
+// include a message whose bytes are not yet in bytes_sent), but every counter is monotonic
+// and exact once traffic stops.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+#include <system_error>
+
+#include "omnitak/pool/circuit_breaker.hpp"
+#include "omnitak/pool/health_monitor.hpp"
+#include "omnitak/pool/message.hpp"
+
+namespace omnitak {
+
+/// Where a link is in its connect / session / backoff cycle.
+enum class link_state : std::uint8_t {
+    connecting,   ///< resolving or connecting (one attempt in flight)
+    connected,    ///< a TCP session is up; reader, writer and liveness watchdog run
+    backing_off,  ///< waiting before the next attempt (backoff, or breaker open)
+    closed,       ///< stopped for good (removed, or the pool shut down)
+};
+
+/// Short lower-case name ("connecting", "connected", "backing_off", "closed").
+constexpr std::string_view to_string(link_state state) noexcept
+{
+    switch (state) {
+        case link_state::connecting:
+            return "connecting";
+        case link_state::connected:
+            return "connected";
+        case link_state::backing_off:
+            return "backing_off";
+        case link_state::closed:
+            return "closed";
+    }
+    return "unknown";
+}
+
+/// A copy of one link's counters. Counters run from the link's creation, across sessions.
+struct link_stats {
+    link_id id = no_link;
+    link_state state = link_state::connecting;
+    breaker_state breaker = breaker_state::closed;
+    health_status health = health_status::healthy;
+
+    std::uint64_t messages_sent = 0;      ///< queued messages written to the socket
+    std::uint64_t bytes_sent = 0;         ///< every byte written (pings, first message included)
+    std::uint64_t messages_received = 0;  ///< inbound events parsed and handed to the pool
+    std::uint64_t bytes_received = 0;     ///< every byte read
+    std::uint64_t pongs_received = 0;     ///< t-x-c-t-r events (consumed by the link)
+    std::uint64_t pings_sent = 0;         ///< t-x-c-t events the link wrote itself
+
+    std::uint64_t errors = 0;            ///< transport errors: failed connects, lost sessions
+    std::uint64_t parse_errors = 0;      ///< framed events the parser rejected (skipped)
+    std::uint64_t framing_problems = 0;  ///< framer problems: skipped bytes, cut-off events
+    std::error_code last_error;          ///< the most recent transport error ({} if none)
+
+    std::uint64_t connect_attempts = 0;  ///< TCP connect attempts started
+    std::uint64_t sessions = 0;          ///< connects that succeeded
+    std::uint64_t reconnects = 0;        ///< sessions after the first one
+    /// Attempts in flight now (0 or 1) and the most ever seen at once. Both must stay <= 1:
+    /// the tests hold the link to that.
+    std::uint32_t attempts_in_flight = 0;
+    std::uint32_t max_attempts_in_flight = 0;
+
+    std::uint64_t queue_depth = 0;       ///< messages in the outbound queue now
+    std::uint64_t messages_writing = 0;  ///< taken from the queue, their write in progress
+    std::uint64_t queue_capacity = 0;
+    std::uint64_t queue_rejected = 0;  ///< pushes refused: queue full or closed
+    std::uint64_t dropped_unsent = 0;  ///< taken from the queue but lost with their session,
+                                       ///< or still queued when the link closed
+    std::uint64_t drops = 0;           ///< queue_rejected + dropped_unsent
+
+    /// When the current session connected; time_point{} when not connected.
+    std::chrono::system_clock::time_point connected_since{};
+};
+
+}  // namespace omnitak

@@ -1,0 +1,946 @@
+#include "omnitak/pool/link.hpp"
+
+#include <algorithm>
+#include <array>
+#include <asio/bind_executor.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "omnitak/pool/error.hpp"
+#include "omnitak/pool/writer.hpp"
+
+namespace omnitak {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Reads go into one buffer per thread instead of one per link: a link waits for readability
+// with async_wait and only then reads, so an idle link holds no read buffer at all. The
+// buffer is used between two suspension points only, so a coroutine that moves to another
+// thread never finds it half used.
+constexpr std::size_t read_chunk = 64 * 1024;
+
+std::array<char, read_chunk>& thread_read_buffer()
+{
+    thread_local std::array<char, read_chunk> buffer;
+    return buffer;
+}
+
+// After this many reads without waiting the reader yields, so that one flooding peer cannot
+// starve the writer, the watchdog and the other links sharing the thread.
+constexpr int reads_before_yield = 16;
+
+// last_error is kept as one atomic word (category index << 32 | value) so that a reader on
+// another thread never sees the value of one error with the category of another.
+enum : std::uint64_t {
+    cat_none,
+    cat_omnitak,
+    cat_system,
+    cat_generic,
+    cat_misc,
+    cat_netdb,
+    cat_addrinfo,
+    cat_asio_system
+};
+
+std::uint64_t encode_error(const std::error_code& ec) noexcept
+{
+    if (!ec) return 0;
+    std::uint64_t cat = cat_system;
+    const auto& c = ec.category();
+    if (c == error_category()) {
+        cat = cat_omnitak;
+    } else if (c == std::generic_category()) {
+        cat = cat_generic;
+    } else if (c == asio::error::get_misc_category()) {
+        cat = cat_misc;
+    } else if (c == asio::error::get_netdb_category()) {
+        cat = cat_netdb;
+    } else if (c == asio::error::get_addrinfo_category()) {
+        cat = cat_addrinfo;
+    } else if (c == asio::error::get_system_category()) {
+        cat = cat_asio_system;
+    }
+    return (cat << 32) | static_cast<std::uint32_t>(ec.value());
+}
+
+std::error_code decode_error(std::uint64_t word) noexcept
+{
+    const int value = static_cast<int>(static_cast<std::uint32_t>(word));
+    switch (word >> 32) {
+        case cat_omnitak:
+            return {value, error_category()};
+        case cat_system:
+            return {value, std::system_category()};
+        case cat_generic:
+            return {value, std::generic_category()};
+        case cat_misc:
+            return {value, asio::error::get_misc_category()};
+        case cat_netdb:
+            return {value, asio::error::get_netdb_category()};
+        case cat_addrinfo:
+            return {value, asio::error::get_addrinfo_category()};
+        case cat_asio_system:
+            return {value, asio::error::get_system_category()};
+        default:
+            return {};
+    }
+}
+
+bool is_stop_reason(const std::error_code& ec) noexcept
+{
+    return ec == errc::shut_down || ec == errc::flush_timeout || ec == errc::cancelled ||
+           ec == asio::error::operation_aborted;
+}
+
+void check_duration(std::chrono::milliseconds d, const char* field, bool allow_zero)
+{
+    if (d.count() < 0 || (!allow_zero && d.count() == 0)) {
+        throw std::invalid_argument(std::string("link_settings::") + field +
+                                    (allow_zero ? " must be >= 0" : " must be > 0"));
+    }
+}
+
+}  // namespace
+
+void validate(const link_settings& s)
+{
+    check_duration(s.connect_timeout, "connect_timeout", false);
+    check_duration(s.first_byte_timeout, "first_byte_timeout", true);
+    check_duration(s.short_session, "short_session", true);
+    validate(s.backoff);
+    if (s.queue_capacity == 0) {
+        throw std::invalid_argument("link_settings::queue_capacity must be > 0");
+    }
+    if (s.write_batch == 0 || s.write_batch > 1024) {
+        throw std::invalid_argument("link_settings::write_batch must be in 1 .. 1024");
+    }
+    // The breaker and the tracker validate their own params; build throwaway ones so that a
+    // bad value is reported here, at add_link, and not later on a strand.
+    circuit_breaker check_breaker(s.breaker);
+    health_tracker check_health(s.health);
+    stream_framer check_framer(s.framing);
+}
+
+void validate(const link_params& p)
+{
+    if (p.id == no_link) throw std::invalid_argument("link_params::id must not be 0");
+    if (p.host.empty()) throw std::invalid_argument("link_params::host must not be empty");
+    if (p.port == 0) throw std::invalid_argument("link_params::port must not be 0");
+    if (p.settings) validate(*p.settings);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The link's internals. Members under "strand only" are touched by the link's coroutines and
+// by handlers posted to its strand, never elsewhere; atomics are for readers on other threads.
+// ---------------------------------------------------------------------------------------------
+struct link::impl : std::enable_shared_from_this<link::impl> {
+    enum class phase : std::uint8_t { idle, connecting, session, waiting, done };
+
+    impl(asio::any_io_executor executor, link_params p, const link_settings& defaults,
+         link_callbacks cb, bool serial)
+        : params(std::move(p)),
+          settings(params.settings ? *params.settings : defaults),
+          callbacks(std::move(cb)),
+          ping_uid((params.name.empty() ? std::to_string(params.id) : params.name) + "-ping"),
+          strand(serial ? executor : asio::any_io_executor(asio::make_strand(executor))),
+          queue(std::make_shared<outbound_queue>(executor, settings.queue_capacity)),
+          socket(executor),
+          deadline_timer(executor),
+          wait_timer(executor),
+          watchdog_timer(executor),
+          breaker(settings.breaker),
+          health(settings.health),
+          backoff(settings.backoff, params.id)
+    {
+    }
+
+    // --- immutable after construction ----------------------------------------------------
+    const link_params params;
+    const link_settings settings;
+    const link_callbacks callbacks;
+    const std::string ping_uid;
+    // The link's serial executor: a strand of the executor given, or that executor itself when
+    // it already runs one handler at a time.
+    const asio::any_io_executor strand;
+    const std::shared_ptr<outbound_queue> queue;
+
+    // I/O objects get the plain executor, not the strand: every completion is delivered to a
+    // coroutine (which resumes on its own executor, the strand) or to a handler bound to the
+    // strand, and a strand stored inside each object's type-erased executor would cost a heap
+    // allocation per object, per link.
+
+    // --- strand only -------------------------------------------------------------------------
+    asio::ip::tcp::socket socket;
+    asio::steady_timer deadline_timer;  // connect timeout; flush deadline while stopping
+    asio::steady_timer wait_timer;      // backoff / breaker wait; "session loops done" event
+    asio::steady_timer watchdog_timer;  // first-byte timeout, pings, health
+    asio::ip::tcp::resolver* resolver = nullptr;  // set while a resolve is in flight
+    circuit_breaker breaker;
+    health_tracker health;
+    backoff_schedule backoff;
+    std::optional<stream_framer> framer;
+
+    phase current = phase::idle;
+    std::uint64_t deadline_gen = 0;  // invalidates deadline_timer handlers from earlier uses
+    bool connect_timed_out = false;
+    bool session_ending = false;
+    bool got_first_byte = false;
+    bool flushing = false;  // stop requested during a session: writer drains, then half-closes
+    int loops_running = 0;
+    std::error_code session_error;
+    clock_type::time_point session_start{};
+    std::vector<std::string> control_pending;  // control messages for the writer
+    std::vector<std::string> control_writing;
+    std::unique_ptr<message_ptr[]> batch;  // only while the writer is busy
+    std::vector<asio::const_buffer> buffers;
+
+    // --- any thread ----------------------------------------------------------------------------
+    std::atomic<link_state> state{link_state::connecting};
+    std::atomic<bool> started{false};
+    std::atomic<bool> stop_requested{false};
+    std::atomic<std::int64_t> stop_flush_ms{0};  // written before the queue is closed
+    std::atomic<std::uint64_t> messages_sent{0}, bytes_sent{0}, messages_received{0},
+        bytes_received{0}, pongs_received{0}, pings_sent{0}, errors{0}, parse_errors{0},
+        framing_problems{0}, last_error{0}, connect_attempts{0}, sessions{0}, reconnects{0},
+        dropped_unsent{0}, messages_writing{0};
+    std::atomic<std::uint32_t> attempts_in_flight{0}, max_attempts_in_flight{0};
+    std::atomic<std::int64_t> connected_since{0};  // system_clock ticks; 0 = not connected
+
+    // --- helpers -------------------------------------------------------------------------------
+    template <class MakeLine>
+    void log(int level, MakeLine&& make_line) const
+    {
+        if (!callbacks.log || level < callbacks.log_threshold) return;
+        try {
+            callbacks.log(level, std::string("link ") + std::to_string(params.id) + " (" +
+                                     params.name + "): " + make_line());
+        } catch (...) {
+            // A failing sink must not take the link down; there is nowhere left to report it.
+        }
+    }
+
+    void set_state(link_state s)
+    {
+        if (state.exchange(s, std::memory_order_acq_rel) == s) return;
+        log(log_level::debug, [&] { return std::string("state ") + std::string(to_string(s)); });
+        if (!callbacks.on_state_change) return;
+        try {
+            callbacks.on_state_change(params.id, s);
+        } catch (const std::exception& e) {
+            log(log_level::error,
+                [&] { return std::string("on_state_change threw: ") + e.what(); });
+        } catch (...) {
+            log(log_level::error, [] { return std::string("on_state_change threw"); });
+        }
+    }
+
+    void record_error(const std::error_code& ec)
+    {
+        errors.fetch_add(1, std::memory_order_relaxed);
+        last_error.store(encode_error(ec), std::memory_order_relaxed);
+        log(log_level::info, [&] { return "transport error: " + ec.message(); });
+    }
+
+    // --- stop and session control (strand) --------------------------------------------------
+    void request_stop(std::chrono::milliseconds flush_timeout)
+    {
+        bool expected = false;
+        if (!stop_requested.compare_exchange_strong(expected, true)) return;
+        stop_flush_ms.store(flush_timeout.count(), std::memory_order_relaxed);
+        // Closing the queue also tells a busy writer (which may see it before on_stop runs).
+        queue->close();
+        asio::post(strand, [self = shared_from_this()] { self->on_stop(); });
+    }
+
+    void on_stop()
+    {
+        switch (current) {
+            case phase::connecting:
+                abort_connect();
+                break;
+            case phase::waiting:
+                wait_timer.cancel();
+                break;
+            case phase::session:
+                begin_flush();
+                break;
+            case phase::idle:
+            case phase::done:
+                // The supervisor checks stop_requested before its next wait.
+                break;
+        }
+    }
+
+    void begin_flush()
+    {
+        if (session_ending || flushing) return;
+        const std::chrono::milliseconds flush(stop_flush_ms.load(std::memory_order_relaxed));
+        if (flush.count() <= 0) {
+            end_session(make_error_code(errc::shut_down));
+            return;
+        }
+        flushing = true;
+        const auto gen = ++deadline_gen;
+        deadline_timer.expires_after(flush);
+        deadline_timer.async_wait(
+            asio::bind_executor(strand, [self = shared_from_this(), gen](std::error_code ec) {
+                if (ec || gen != self->deadline_gen) return;
+                self->end_session(make_error_code(errc::flush_timeout));
+            }));
+        queue->wake_consumer();
+    }
+
+    // The single place a session ends: the first request wins; the socket closes once (which
+    // cancels the reader and the writer) and the watchdog and writer are woken.
+    void end_session(std::error_code reason)
+    {
+        if (current != phase::session || session_ending) return;
+        session_ending = true;
+        session_error = reason;
+
+        std::error_code ignored;
+        socket.close(ignored);
+        watchdog_timer.cancel();
+        ++deadline_gen;
+        deadline_timer.cancel();
+        queue->wake_consumer();
+    }
+
+    void abort_connect()
+    {
+        std::error_code ignored;
+        socket.close(ignored);
+        if (resolver) resolver->cancel();
+    }
+
+    void drop_session(std::error_code reason)
+    {
+        asio::post(strand, [self = shared_from_this(), reason] { self->end_session(reason); });
+    }
+
+    // --- supervisor ------------------------------------------------------------------------------
+    void start()
+    {
+        bool expected = false;
+        if (!started.compare_exchange_strong(expected, true)) return;
+        auto self = shared_from_this();
+        asio::co_spawn(strand, supervise(self), [self](std::exception_ptr ep) {
+            if (ep) {
+                try {
+                    std::rethrow_exception(ep);
+                } catch (const std::exception& e) {
+                    self->log(log_level::error,
+                              [&] { return std::string("supervisor failed: ") + e.what(); });
+                } catch (...) {
+                    self->log(log_level::error, [] { return std::string("supervisor failed"); });
+                }
+            }
+            self->finish();
+        });
+    }
+
+    asio::awaitable<void> supervise(std::shared_ptr<impl> /*keep alive*/)
+    {
+        while (!stop_requested.load(std::memory_order_acquire)) {
+            // Ask the breaker first: while it is open, wait for its retry time instead.
+            const auto now = clock_type::now();
+            if (!breaker.allow_attempt(now)) {
+                const auto retry = breaker.retry_at();
+                co_await wait_until(retry > now ? retry : now + backoff.next_delay());
+                continue;
+            }
+
+            const std::error_code connect_error = co_await connect_once();
+            if (stop_requested.load(std::memory_order_acquire)) break;
+            if (connect_error) {
+                record_error(connect_error);
+                // Every attempt the breaker allowed must be reported, or a half-open breaker
+                // would wait for its trial for ever.
+                if (counts_as_breaker_failure(connect_error) || breaker.trial_in_flight()) {
+                    breaker.record_failure(clock_type::now());
+                }
+                co_await wait_until(clock_type::now() + backoff.next_delay());
+                continue;
+            }
+
+            const std::error_code reason = co_await run_session();
+            if (stop_requested.load(std::memory_order_acquire)) break;
+            judge_session(reason);
+            co_await wait_until(clock_type::now() + backoff.next_delay());
+        }
+    }
+
+    // Feeds the breaker and the backoff schedule with how a session went.
+    void judge_session(const std::error_code& reason)
+    {
+        const auto lasted = clock_type::now() - session_start;
+        backoff.on_session_end(lasted);
+        if (reason != errc::cancelled) record_error(reason);
+
+        const bool short_lived =
+            settings.short_session.count() > 0 && lasted < settings.short_session;
+        const bool liveness_failure =
+            reason == errc::first_byte_timeout || reason == errc::pong_timeout;
+        const auto now = clock_type::now();
+        if (liveness_failure || (short_lived && !is_stop_reason(reason))) {
+            breaker.record_failure(now);
+        } else if (breaker.trial_in_flight()) {
+            breaker.record_success(now);
+        }
+    }
+
+    asio::awaitable<void> wait_until(clock_type::time_point when)
+    {
+        if (stop_requested.load(std::memory_order_acquire)) co_return;
+        current = phase::waiting;
+        set_state(link_state::backing_off);
+        wait_timer.expires_at(when);
+        std::error_code ec;
+        co_await wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        current = phase::idle;
+    }
+
+    asio::awaitable<std::error_code> connect_once()
+    {
+        current = phase::connecting;
+        set_state(link_state::connecting);
+        connect_attempts.fetch_add(1, std::memory_order_relaxed);
+        const auto in_flight = attempts_in_flight.fetch_add(1, std::memory_order_acq_rel) + 1;
+        auto seen = max_attempts_in_flight.load(std::memory_order_relaxed);
+        while (in_flight > seen && !max_attempts_in_flight.compare_exchange_weak(seen, in_flight)) {
+        }
+
+        // The deadline closes the socket (and cancels the resolver), which ends whichever
+        // operation is in flight.
+        connect_timed_out = false;
+        const auto gen = ++deadline_gen;
+        deadline_timer.expires_after(settings.connect_timeout);
+        deadline_timer.async_wait(
+            asio::bind_executor(strand, [self = shared_from_this(), gen](std::error_code ec) {
+                if (ec || gen != self->deadline_gen || self->current != phase::connecting) return;
+                self->connect_timed_out = true;
+                self->abort_connect();
+            }));
+
+        std::error_code ec;
+        std::error_code parse_ec;
+        const auto address = asio::ip::make_address(params.host, parse_ec);
+        if (!parse_ec) {
+            co_await socket.async_connect({address, params.port},
+                                          asio::redirect_error(asio::use_awaitable, ec));
+        } else {
+            asio::ip::tcp::resolver r(socket.get_executor());
+            resolver = &r;
+            auto results = co_await r.async_resolve(params.host, std::to_string(params.port),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+            resolver = nullptr;
+            if (ec && ec != asio::error::operation_aborted) {
+                log(log_level::info, [&] { return "resolve failed: " + ec.message(); });
+                ec = make_error_code(errc::resolve_failed);
+            }
+            if (!ec && !connect_timed_out) {
+                co_await asio::async_connect(socket, results,
+                                             asio::redirect_error(asio::use_awaitable, ec));
+            }
+        }
+
+        ++deadline_gen;
+        deadline_timer.cancel();
+        attempts_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+        if (connect_timed_out) ec = make_error_code(errc::connect_timeout);
+        if (!ec && !socket.is_open()) ec = asio::error::operation_aborted;
+        if (ec) {
+            std::error_code ignored;
+            socket.close(ignored);
+        }
+        current = phase::idle;
+        co_return ec;
+    }
+
+    asio::awaitable<std::error_code> run_session()
+    {
+        std::error_code ignored;
+        socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+        socket.non_blocking(true, ignored);
+
+        current = phase::session;
+        session_ending = false;
+        flushing = false;
+        got_first_byte = false;
+        session_error = {};
+        session_start = clock_type::now();
+        framer.reset();
+        connected_since.store(std::chrono::system_clock::now().time_since_epoch().count(),
+                              std::memory_order_relaxed);
+        if (sessions.fetch_add(1, std::memory_order_relaxed) > 0) {
+            reconnects.fetch_add(1, std::memory_order_relaxed);
+        }
+        set_state(link_state::connected);
+        log(log_level::info, [] { return std::string("connected"); });
+
+        // The first message and the first ping go out before anything queued meanwhile: the
+        // writer takes control messages first, and they are in place before it starts.
+        health.on_connected(session_start);
+        if (!params.first_message.empty()) control_pending.push_back(params.first_message);
+        if (settings.health.enabled && settings.health.ping_interval.count() > 0) {
+            send_ping(session_start);
+        }
+
+        // A stop that arrived while connecting found nothing to abort; apply it now.
+        if (stop_requested.load(std::memory_order_acquire)) begin_flush();
+
+        auto self = shared_from_this();
+        const auto on_loop_done = [self](std::exception_ptr ep) { self->loop_done(ep); };
+        loops_running = 2;
+        asio::co_spawn(strand, read_loop(self), on_loop_done);
+        asio::co_spawn(strand, write_loop(self), on_loop_done);
+
+        // The supervisor is the watchdog itself (one coroutine fewer per link); it returns when
+        // the session is ending, then waits for the reader and the writer.
+        co_await watchdog();
+        while (loops_running > 0) {
+            wait_timer.expires_at(clock_type::time_point::max());
+            std::error_code ec;
+            co_await wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+
+        health.on_disconnected();
+        control_pending.clear();
+        control_pending.shrink_to_fit();
+        connected_since.store(0, std::memory_order_relaxed);
+        current = phase::idle;
+        log(log_level::info, [&] { return "session ended: " + session_error.message(); });
+        co_return session_error;
+    }
+
+    void loop_done(std::exception_ptr ep)
+    {
+        if (ep) {
+            // The loops catch what they expect; anything else still ends the session cleanly.
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                log(log_level::error,
+                    [&] { return std::string("session task failed: ") + e.what(); });
+            } catch (...) {
+                log(log_level::error, [] { return std::string("session task failed"); });
+            }
+            end_session(make_error_code(errc::cancelled));
+        }
+        if (--loops_running == 0) wait_timer.cancel();
+    }
+
+    void finish()
+    {
+        current = phase::done;
+        ++deadline_gen;
+        std::error_code ignored;
+        socket.close(ignored);
+        deadline_timer.cancel();
+        wait_timer.cancel();
+        watchdog_timer.cancel();
+
+        queue->close();
+        dropped_unsent.fetch_add(queue->drain(), std::memory_order_relaxed);
+        framer.reset();
+        set_state(link_state::closed);
+        log(log_level::info, [] { return std::string("closed"); });
+        if (callbacks.on_finished) {
+            try {
+                callbacks.on_finished(params.id);
+            } catch (...) {
+                log(log_level::error, [] { return std::string("on_finished threw"); });
+            }
+        }
+    }
+
+    // --- reader
+    // ------------------------------------------------------------------------------------
+    asio::awaitable<void> read_loop(std::shared_ptr<impl> /*keep alive*/)
+    {
+        int reads = 0;
+        while (!session_ending) {
+            auto& buffer = thread_read_buffer();
+            std::error_code ec;
+            const std::size_t n = socket.read_some(asio::buffer(buffer), ec);
+            if (!ec) {
+                on_bytes(std::string_view(buffer.data(), n));
+                if (++reads >= reads_before_yield) {
+                    reads = 0;
+                    co_await asio::post(strand, asio::use_awaitable);
+                }
+                continue;
+            }
+
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                reads = 0;
+                recycle_framer_if_idle();
+                co_await socket.async_wait(asio::ip::tcp::socket::wait_read,
+                                           asio::redirect_error(asio::use_awaitable, ec));
+                if (ec) {
+                    end_session(ec);
+                    break;
+                }
+                continue;
+            }
+
+            end_session(ec == asio::error::eof ? end_of_stream() : ec);
+            break;
+        }
+    }
+
+    void on_bytes(std::string_view bytes)
+    {
+        const auto now = clock_type::now();
+        bytes_received.fetch_add(bytes.size(), std::memory_order_relaxed);
+        if (!got_first_byte) {
+            got_first_byte = true;
+            breaker.record_success(now);
+        }
+        health.on_inbound(now);
+
+        if (!framer) framer.emplace(settings.framing);
+        framer->feed(bytes);
+        drain_framer();
+    }
+
+    void drain_framer()
+    {
+        for (;;) {
+            const frame_result r = framer->next();
+            if (r.what == frame_result::kind::need_more) return;
+            if (r.what == frame_result::kind::problem) {
+                framing_problems.fetch_add(1, std::memory_order_relaxed);
+                log(log_level::info, [&] {
+                    return "framing: " + r.problem.code.message() + " (" +
+                           std::to_string(r.problem.length) + " bytes)";
+                });
+                continue;
+            }
+            deliver(std::string(r.event));
+        }
+    }
+
+    void deliver(std::string event)
+    {
+        std::error_code ec;
+        message_ptr message = make_message(std::move(event), ec, params.id, settings.parsing);
+        if (!message) {
+            parse_errors.fetch_add(1, std::memory_order_relaxed);
+            log(log_level::info, [&] { return "unparsable event skipped: " + ec.message(); });
+            return;
+        }
+        if (message->summary().control == cot_control::pong) {
+            pongs_received.fetch_add(1, std::memory_order_relaxed);
+            // Once closed, the breaker only needs to hear about failures; while half-open,
+            // every answered ping is evidence towards closing it.
+            if (breaker.state() != breaker_state::closed) breaker.record_success(clock_type::now());
+            return;
+        }
+        messages_received.fetch_add(1, std::memory_order_relaxed);
+        if (!callbacks.on_inbound) return;
+        try {
+            callbacks.on_inbound(std::move(message));
+        } catch (const std::exception& e) {
+            log(log_level::error, [&] { return std::string("on_inbound threw: ") + e.what(); });
+        } catch (...) {
+            log(log_level::error, [] { return std::string("on_inbound threw"); });
+        }
+    }
+
+    // EOF: whatever the framer still holds is reported; a cut-off event makes the reason
+    // stream_truncated instead of peer_closed, so the stats say what happened.
+    std::error_code end_of_stream()
+    {
+        if (!framer) return make_error_code(errc::peer_closed);
+        framer->finish();
+        bool truncated = false;
+        for (;;) {
+            const frame_result r = framer->next();
+            if (r.what == frame_result::kind::need_more) break;
+            if (r.what == frame_result::kind::event) {
+                deliver(std::string(r.event));
+                continue;
+            }
+            framing_problems.fetch_add(1, std::memory_order_relaxed);
+            if (r.problem.code == errc::stream_truncated) truncated = true;
+        }
+        return make_error_code(truncated ? errc::stream_truncated : errc::peer_closed);
+    }
+
+    // An idle session keeps no framer (and so no framer buffer) unless an event is half in.
+    void recycle_framer_if_idle()
+    {
+        if (!framer || framer->buffered() != 0) return;
+        framer.reset();
+    }
+
+    // --- writer
+    // ------------------------------------------------------------------------------------
+    asio::awaitable<void> write_loop(std::shared_ptr<impl> /*keep alive*/)
+    {
+        const std::size_t max_batch = settings.write_batch;
+        int empty_wakeups = 0;
+        while (!session_ending) {
+            control_writing.clear();
+            control_writing.swap(control_pending);
+            if (!batch) batch = std::make_unique<message_ptr[]>(max_batch);
+            const std::size_t n = queue->try_pop_bulk(batch.get(), max_batch);
+
+            if (n == 0 && control_writing.empty()) {
+                if (queue->closed()) {
+                    // Only a stop closes the queue; the posted on_stop may not have run yet.
+                    begin_flush();
+                    if (session_ending) break;
+                    if (queue->size() == 0) {
+                        // Everything queued before the stop is written: half-close, and let
+                        // the reader wait for the peer's EOF so that nothing in flight is
+                        // reset.
+                        std::error_code ignored;
+                        socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+                        break;
+                    }
+                    // A push that passed its closed check is still landing.
+                    co_await asio::post(strand, asio::use_awaitable);
+                    continue;
+                }
+                release_write_memory();
+                // A wait that keeps completing with nothing to pop must not starve the strand.
+                if (++empty_wakeups > 1) co_await asio::post(strand, asio::use_awaitable);
+                co_await queue->async_wait_nonempty();
+                continue;
+            }
+            empty_wakeups = 0;
+
+            buffers.clear();
+            for (const auto& c : control_writing)
+                buffers.emplace_back(asio::buffer(c));
+            for (std::size_t i = 0; i < n; ++i) {
+                const auto bytes = batch[i]->bytes();
+                buffers.emplace_back(asio::buffer(bytes.data(), bytes.size()));
+            }
+
+            std::error_code ec;
+            messages_writing.store(n, std::memory_order_relaxed);
+            const std::size_t written = co_await asio::async_write(
+                socket, buffers, asio::redirect_error(asio::use_awaitable, ec));
+            bytes_sent.fetch_add(written, std::memory_order_relaxed);
+            for (std::size_t i = 0; i < n; ++i)
+                batch[i].reset();
+            if (ec) {
+                dropped_unsent.fetch_add(n, std::memory_order_relaxed);
+                messages_writing.store(0, std::memory_order_relaxed);
+                end_session(ec);
+                break;
+            }
+            messages_sent.fetch_add(n, std::memory_order_relaxed);
+            messages_writing.store(0, std::memory_order_relaxed);
+        }
+        release_write_memory();
+        control_writing.clear();
+    }
+
+    void release_write_memory()
+    {
+        batch.reset();
+        buffers.clear();
+        buffers.shrink_to_fit();
+        control_writing.shrink_to_fit();
+    }
+
+    void queue_control(std::string bytes)
+    {
+        control_pending.push_back(std::move(bytes));
+        queue->wake_consumer();
+    }
+
+    void send_ping(clock_type::time_point now)
+    {
+        const auto wall = std::chrono::time_point_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now());
+        queue_control(make_ping(ping_uid, wall));
+        pings_sent.fetch_add(1, std::memory_order_relaxed);
+        health.on_ping_sent(now);
+    }
+
+    // --- watchdog ------------------------------------------------------------------------------
+    asio::awaitable<void> watchdog()
+    {
+        const auto first_byte_deadline = settings.first_byte_timeout.count() > 0
+                                             ? session_start + settings.first_byte_timeout
+                                             : clock_type::time_point::max();
+        while (!session_ending) {
+            const auto now = clock_type::now();
+            if (!got_first_byte && now >= first_byte_deadline) {
+                end_session(make_error_code(errc::first_byte_timeout));
+                break;
+            }
+            if (settings.health.enabled) {
+                if (health.ping_due(now)) send_ping(now);
+                if (health.evaluate(now) == health_status::unhealthy &&
+                    settings.health.auto_reconnect) {
+                    end_session(make_error_code(errc::pong_timeout));
+                    break;
+                }
+            }
+
+            auto wake = health.next_wakeup();
+            if (!got_first_byte) wake = std::min(wake, first_byte_deadline);
+            watchdog_timer.expires_at(wake);
+            std::error_code ec;
+            co_await watchdog_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+    }
+
+    // --- stats -----------------------------------------------------------------------------------
+    link_stats snapshot() const
+    {
+        link_stats s;
+        s.id = params.id;
+        s.state = state.load(std::memory_order_acquire);
+        s.breaker = breaker.state();
+        s.health = health.status();
+        s.messages_sent = messages_sent.load(std::memory_order_relaxed);
+        s.bytes_sent = bytes_sent.load(std::memory_order_relaxed);
+        s.messages_received = messages_received.load(std::memory_order_relaxed);
+        s.bytes_received = bytes_received.load(std::memory_order_relaxed);
+        s.pongs_received = pongs_received.load(std::memory_order_relaxed);
+        s.pings_sent = pings_sent.load(std::memory_order_relaxed);
+        s.errors = errors.load(std::memory_order_relaxed);
+        s.parse_errors = parse_errors.load(std::memory_order_relaxed);
+        s.framing_problems = framing_problems.load(std::memory_order_relaxed);
+        s.last_error = decode_error(last_error.load(std::memory_order_relaxed));
+        s.connect_attempts = connect_attempts.load(std::memory_order_relaxed);
+        s.sessions = sessions.load(std::memory_order_relaxed);
+        s.reconnects = reconnects.load(std::memory_order_relaxed);
+        s.attempts_in_flight = attempts_in_flight.load(std::memory_order_relaxed);
+        s.max_attempts_in_flight = max_attempts_in_flight.load(std::memory_order_relaxed);
+        s.queue_depth = queue->size();
+        s.messages_writing = messages_writing.load(std::memory_order_relaxed);
+        s.queue_capacity = queue->capacity();
+        s.queue_rejected = queue->rejected();
+        s.dropped_unsent = dropped_unsent.load(std::memory_order_relaxed);
+        s.drops = s.queue_rejected + s.dropped_unsent;
+        const auto since = connected_since.load(std::memory_order_relaxed);
+        if (since != 0) {
+            s.connected_since =
+                std::chrono::system_clock::time_point(std::chrono::system_clock::duration(since));
+        }
+        return s;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Public handle
+// ---------------------------------------------------------------------------------------------
+std::shared_ptr<link> link::make(asio::any_io_executor executor, link_params params,
+                                 const link_settings& defaults, link_callbacks callbacks,
+                                 bool executor_is_serial)
+{
+    validate(params);
+    if (!params.settings) validate(defaults);
+    auto state = std::make_shared<impl>(std::move(executor), std::move(params), defaults,
+                                        std::move(callbacks), executor_is_serial);
+    return std::shared_ptr<link>(new link(std::move(state)));
+}
+
+link::link(std::shared_ptr<impl> impl) : impl_(std::move(impl)) {}
+
+link::~link()
+{
+    impl_->request_stop(std::chrono::milliseconds(0));
+}
+
+void link::start()
+{
+    if (impl_->stop_requested.load(std::memory_order_acquire)) return;
+    impl_->start();
+}
+
+void link::stop(std::chrono::milliseconds flush_timeout)
+{
+    const bool was_started = impl_->started.load(std::memory_order_acquire);
+    impl_->request_stop(flush_timeout);
+    // A link that never started has no supervisor to finish it.
+    if (!was_started) {
+        bool expected = false;
+        if (impl_->started.compare_exchange_strong(expected, true)) {
+            asio::post(impl_->strand, [self = impl_] { self->finish(); });
+        } else {
+            // start() raced us; its supervisor sees the stop flag and finishes.
+        }
+    }
+}
+
+void link::drop_session(std::error_code reason)
+{
+    impl_->drop_session(reason);
+}
+
+link_id link::id() const noexcept
+{
+    return impl_->params.id;
+}
+const link_params& link::params() const noexcept
+{
+    return impl_->params;
+}
+const link_settings& link::settings() const noexcept
+{
+    return impl_->settings;
+}
+link_state link::state() const noexcept
+{
+    return impl_->state.load(std::memory_order_acquire);
+}
+breaker_state link::breaker() const noexcept
+{
+    return impl_->breaker.state();
+}
+health_status link::health() const noexcept
+{
+    return impl_->health.status();
+}
+bool link::stop_requested() const noexcept
+{
+    return impl_->stop_requested.load(std::memory_order_acquire);
+}
+const std::shared_ptr<outbound_queue>& link::queue() const noexcept
+{
+    return impl_->queue;
+}
+
+std::error_code link::send(message_ptr message)
+{
+    if (stop_requested()) return make_error_code(errc::shut_down);
+    if (impl_->breaker.state() == breaker_state::open) {
+        return make_error_code(errc::link_unavailable);
+    }
+    if (!impl_->queue->try_push(std::move(message))) {
+        return make_error_code(impl_->queue->closed() ? errc::shut_down : errc::queue_full);
+    }
+    return {};
+}
+
+link_stats link::stats() const
+{
+    return impl_->snapshot();
+}
+
+}  // namespace omnitak

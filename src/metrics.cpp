@@ -1,0 +1,278 @@
+#include "omnitak/pool/metrics.hpp"
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <exception>
+#include <limits>
+#include <stdexcept>
+
+namespace omnitak {
+
+namespace {
+
+constexpr std::array<std::string_view, link_state_label_count> link_state_names{
+    "connecting", "connected", "backing_off", "closed"};
+
+std::size_t parse_reason_index(errc code) noexcept
+{
+    const auto* found = std::find(metrics_parse_reasons.begin(), metrics_parse_reasons.end(), code);
+    return static_cast<std::size_t>(found - metrics_parse_reasons.begin());
+}
+
+// A component's histogram is exported as given, after making sure it is one Prometheus
+// accepts: sizes agree and buckets are cumulative. Anything else would make the whole scrape
+// unreadable, so a malformed snapshot is repaired rather than passed through.
+histogram_snapshot sanitised(histogram_snapshot h)
+{
+    const std::size_t n = std::min(h.upper_bounds.size(), h.cumulative_counts.size());
+    h.upper_bounds.resize(n);
+    h.cumulative_counts.resize(n);
+
+    std::uint64_t running = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i > 0 && !(h.upper_bounds[i] > h.upper_bounds[i - 1])) {
+            h.upper_bounds.resize(i);
+            h.cumulative_counts.resize(i);
+            break;
+        }
+        running = std::max(running, h.cumulative_counts[i]);
+        h.cumulative_counts[i] = running;
+    }
+    h.count = std::max(h.count, running);
+    return h;
+}
+
+prometheus::MetricFamily histogram_family(std::string name, std::string help,
+                                          const histogram_snapshot& h)
+{
+    prometheus::MetricFamily family;
+    family.name = std::move(name);
+    family.help = std::move(help);
+    family.type = prometheus::MetricType::Histogram;
+
+    prometheus::ClientMetric metric;
+    metric.histogram.sample_count = h.count;
+    metric.histogram.sample_sum = h.sum;
+    for (std::size_t i = 0; i < h.upper_bounds.size(); ++i) {
+        metric.histogram.bucket.push_back({h.cumulative_counts[i], h.upper_bounds[i]});
+    }
+    metric.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+    family.metric.push_back(std::move(metric));
+    return family;
+}
+
+}  // namespace
+
+void metrics_snapshot::add_parse_errors(errc code, std::uint64_t n) noexcept
+{
+    parse_errors[parse_reason_index(code)] += n;
+}
+
+std::string_view to_string(link_state_label state) noexcept
+{
+    const auto index = static_cast<std::size_t>(state);
+    return index < link_state_names.size() ? link_state_names[index] : "unknown";
+}
+
+// What the exposer (or another one, via collectable()) scrapes. The registry's destructor
+// detaches it, so a copy kept alive by an external exposer then yields nothing instead of
+// reading a destroyed registry.
+class metrics_registry::scrape_collectable : public prometheus::Collectable {
+public:
+    explicit scrape_collectable(const metrics_registry* owner) : owner_(owner) {}
+
+    std::vector<prometheus::MetricFamily> Collect() const override
+    {
+        std::lock_guard lock(mutex_);
+        return owner_ ? owner_->collect() : std::vector<prometheus::MetricFamily>{};
+    }
+
+    void detach()
+    {
+        std::lock_guard lock(mutex_);
+        owner_ = nullptr;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    const metrics_registry* owner_;
+};
+
+metrics_registry::metrics_registry(metrics_params params)
+    : params_(std::move(params)), registry_(std::make_shared<prometheus::Registry>())
+{
+    if (params_.serve && params_.address.empty()) {
+        throw std::invalid_argument("metrics_params::address must not be empty when serve is set");
+    }
+    if (params_.threads == 0 || params_.threads > 64) {
+        throw std::invalid_argument("metrics_params::threads must be in 1..64");
+    }
+
+    build_families();
+    collectable_ = std::make_shared<scrape_collectable>(this);
+
+    if (params_.serve) {
+        try {
+            exposer_ = std::make_unique<prometheus::Exposer>(params_.address, params_.threads);
+        } catch (const std::exception& e) {
+            throw std::runtime_error("metrics: cannot serve on " + params_.address + ": " +
+                                     e.what());
+        }
+        exposer_->RegisterCollectable(collectable_);
+        const auto ports = exposer_->GetListeningPorts();
+        if (!ports.empty()) port_ = static_cast<std::uint16_t>(ports.front());
+    }
+}
+
+metrics_registry::~metrics_registry()
+{
+    // Stop serving before anything a scrape reads goes away; then make sure a collectable
+    // still held elsewhere no longer points here.
+    exposer_.reset();
+    static_cast<scrape_collectable&>(*collectable_).detach();
+}
+
+void metrics_registry::build_families()
+{
+    auto& reg = *registry_;
+    auto counter = [&](const char* name, const char* help) {
+        return counter_state{
+            &prometheus::BuildCounter().Name(name).Help(help).Register(reg).Add({})};
+    };
+    auto gauge = [&](const char* name, const char* help) {
+        return &prometheus::BuildGauge().Name(name).Help(help).Register(reg).Add({});
+    };
+
+    // The original summary's table, names and types unchanged.
+    connections_total_ = gauge("pool_connections_total", "Links in the pool");
+    connections_active_ = gauge("pool_connections_active", "Links connected now");
+    messages_sent_ = counter("pool_messages_sent_total", "CoT events written to TAK servers");
+    messages_received_ =
+        counter("pool_messages_received_total", "CoT events read from TAK servers");
+    errors_ = counter("pool_errors_total", "Link errors of any kind");
+    dropped_ = counter("distributor_messages_dropped_total",
+                       "Deliveries dropped by backpressure (queue full or timed out)");
+    duplicates_ = counter("aggregator_duplicate_messages_total", "Messages dropped as duplicates");
+    unique_ = counter("aggregator_unique_messages_total", "Messages accepted as unique");
+    dedup_ratio_ =
+        gauge("aggregator_dedup_ratio", "Share of aggregated messages that were duplicates, 0..1");
+
+    // What operators need beyond the table.
+    reconnects_ = counter("pool_reconnects_total", "Reconnect attempts over all links");
+    bytes_skipped_ =
+        counter("pool_framer_bytes_skipped_total", "Stream bytes that belonged to no CoT event");
+    framing_problems_ = counter("pool_framing_problems_total",
+                                "Framer problems: skipped junk, oversized or cut-off events");
+    open_breakers_ = gauge("pool_breakers_open", "Links whose circuit breaker is open");
+    queue_depth_ =
+        gauge("pool_outbound_queue_depth", "Messages waiting in outbound queues, all links");
+
+    auto& states = prometheus::BuildGauge()
+                       .Name("pool_links")
+                       .Help("Links per connection state")
+                       .Register(reg);
+    for (std::size_t i = 0; i < link_state_label_count; ++i) {
+        links_by_state_[i] = &states.Add({{"state", std::string(link_state_names[i])}});
+    }
+
+    auto& parse = prometheus::BuildCounter()
+                      .Name("pool_parse_errors_total")
+                      .Help("Inbound CoT events rejected, by reason")
+                      .Register(reg);
+    for (std::size_t i = 0; i < metrics_parse_reason_count; ++i) {
+        const std::string reason = i < metrics_parse_reasons.size()
+                                       ? std::string(to_string(metrics_parse_reasons[i]))
+                                       : std::string("unknown");
+        parse_errors_[i].counter = &parse.Add({{"reason", reason}});
+    }
+}
+
+metrics_registry::source_id metrics_registry::add_source(source fn)
+{
+    std::lock_guard lock(mutex_);
+    const source_id id = next_id_++;
+    sources_.emplace_back(id, std::move(fn));
+    return id;
+}
+
+void metrics_registry::remove_source(source_id id)
+{
+    std::lock_guard lock(mutex_);
+    std::erase_if(sources_, [id](const auto& entry) { return entry.first == id; });
+}
+
+void metrics_registry::refresh_locked() const
+{
+    metrics_snapshot s;
+    for (const auto& [id, fn] : sources_)
+        fn(s);
+
+    // Counters: add what grew since the last scrape; a fall only moves the baseline.
+    auto advance = [](counter_state& state, std::uint64_t total) {
+        if (total > state.last) state.counter->Increment(static_cast<double>(total - state.last));
+        state.last = total;
+    };
+    advance(messages_sent_, s.messages_sent);
+    advance(messages_received_, s.messages_received);
+    advance(errors_, s.errors);
+    advance(reconnects_, s.reconnects);
+    advance(bytes_skipped_, s.framer_bytes_skipped);
+    advance(framing_problems_, s.framing_problems);
+    advance(dropped_, s.distributor_dropped);
+    advance(duplicates_, s.duplicates);
+    advance(unique_, s.unique);
+    for (std::size_t i = 0; i < metrics_parse_reason_count; ++i) {
+        advance(parse_errors_[i], s.parse_errors[i]);
+    }
+
+    connections_total_->Set(static_cast<double>(s.connections_total));
+    connections_active_->Set(static_cast<double>(s.connections_active));
+    open_breakers_->Set(static_cast<double>(s.open_breakers));
+    queue_depth_->Set(static_cast<double>(s.outbound_queue_depth));
+    for (std::size_t i = 0; i < link_state_label_count; ++i) {
+        links_by_state_[i]->Set(static_cast<double>(s.links_by_state[i]));
+    }
+
+    // The ratio over everything exported so far, so it agrees with the two counters.
+    const double dup = duplicates_.counter->Value();
+    const double seen = dup + unique_.counter->Value();
+    dedup_ratio_->Set(seen > 0 ? dup / seen : 0.0);
+
+    // A histogram whose total went down belongs to a restarted component; keep the last one
+    // exported so the series stays monotonic.
+    auto keep = [](histogram_snapshot& kept, histogram_snapshot fresh) {
+        fresh = sanitised(std::move(fresh));
+        if (fresh.count >= kept.count) kept = std::move(fresh);
+    };
+    keep(latency_, std::move(s.distributor_latency_seconds));
+    keep(batch_size_, std::move(s.distributor_batch_size));
+}
+
+std::vector<prometheus::MetricFamily> metrics_registry::collect() const
+{
+    std::lock_guard lock(mutex_);
+    refresh_locked();
+
+    auto families = registry_->Collect();
+    families.push_back(histogram_family("distributor_latency_seconds",
+                                        "Time from submit to queued on every target link",
+                                        latency_));
+    families.push_back(
+        histogram_family("distributor_batch_size", "Messages per distributor batch", batch_size_));
+    return families;
+}
+
+std::string metrics_registry::text() const
+{
+    return prometheus::TextSerializer().Serialize(collect());
+}
+
+}  // namespace omnitak

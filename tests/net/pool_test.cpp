@@ -1,0 +1,306 @@
+// The connection pool against real mock TAK servers on loopback.
+#include "omnitak/pool/pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "net_test_helpers.hpp"
+#include "omnitak/pool/testing/mock_tak_server.hpp"
+
+using namespace std::chrono_literals;
+using namespace omnitak;
+using omnitak::test::endpoint;
+using omnitak::test::eventually;
+using omnitak::test::make_event;
+using omnitak::testing::mock_tak_server;
+using omnitak::testing::mock_tak_server_params;
+
+namespace {
+
+struct pool_fixture {
+    explicit pool_fixture(std::size_t threads = 2, std::size_t max_links = 10'000)
+    {
+        pool_params p;
+        p.threads = threads;
+        p.max_links = max_links;
+        p.link_defaults = test::quick_settings();
+        p.on_inbound = [this](message_ptr m) { inbox(m); };
+        pool = std::make_unique<connection_pool>(std::move(p));
+    }
+    test::inbox inbox;
+    std::unique_ptr<connection_pool> pool;
+};
+
+std::size_t count_uid(const mock_tak_server& server, const std::string& uid)
+{
+    std::size_t n = 0;
+    for (const auto& e : server.received())
+        n += e.summary.uid == uid;
+    return n;
+}
+
+}  // namespace
+
+TEST(ConnectionPool, MessagesFlowBothWaysThroughAMockServer)
+{
+    mock_tak_server server;
+    pool_fixture f;
+    ASSERT_FALSE(f.pool->add_link(endpoint(1, server.port())));
+    ASSERT_FALSE(f.pool->add_link(endpoint(2, server.port())));
+    ASSERT_TRUE(eventually([&] { return f.pool->stats().links_connected == 2; }));
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 2; }));
+
+    // Out through link 1; the server relays it to link 2, which hands it in tagged with its id.
+    ASSERT_FALSE(f.pool->send_to(1, make_event("out-1", 600)));
+    ASSERT_TRUE(eventually([&] { return count_uid(server, "out-1") == 1; }));
+    ASSERT_TRUE(eventually([&] { return f.inbox.from(2) == 1; }));
+    EXPECT_EQ(f.inbox.from(1), 0u);
+    EXPECT_EQ(f.inbox.messages().front()->summary().uid, "out-1");
+
+    // In from the server to both links.
+    server.send_to_all(test::event_xml("in-1"));
+    ASSERT_TRUE(eventually([&] { return f.inbox.from(1) == 1 && f.inbox.from(2) == 2; }));
+
+    const auto s1 = *f.pool->stats_of(1);
+    EXPECT_EQ(s1.messages_sent, 1u);
+    EXPECT_EQ(s1.messages_received, 1u);
+    EXPECT_GE(s1.pings_sent, 1u);
+    EXPECT_GT(s1.bytes_sent, 600u);
+    EXPECT_EQ(s1.state, link_state::connected);
+    EXPECT_NE(s1.connected_since, std::chrono::system_clock::time_point{});
+    EXPECT_EQ(f.pool->shutdown(2s), std::error_code{});
+}
+
+TEST(ConnectionPool, BroadcastToFiftyLinksReachesAllFifty)
+{
+    mock_tak_server_params sp;
+    sp.relay = false;
+    mock_tak_server server(sp);
+    pool_fixture f;
+    for (link_id id = 1; id <= 50; ++id)
+        ASSERT_FALSE(f.pool->add_link(endpoint(id, server.port())));
+    ASSERT_TRUE(eventually([&] { return f.pool->stats().links_connected == 50; }));
+
+    EXPECT_EQ(f.pool->broadcast(make_event("everyone")), 50u);
+    ASSERT_TRUE(eventually([&] { return count_uid(server, "everyone") == 50; }));
+    std::set<std::uint64_t> sessions;
+    for (const auto& e : server.received()) {
+        if (e.summary.uid == "everyone") sessions.insert(e.session);
+    }
+    EXPECT_EQ(sessions.size(), 50u);
+
+    // Never back to where a message came from.
+    EXPECT_EQ(f.pool->broadcast(make_event("from-7", 0, 7)), 49u);
+    ASSERT_TRUE(eventually([&] { return count_uid(server, "from-7") == 49; }));
+    EXPECT_TRUE(eventually([&] { return f.pool->stats().messages_sent == 99; }));
+}
+
+TEST(ConnectionPool, AddRemoveAndSendReportErrorCodes)
+{
+    mock_tak_server server;
+    pool_fixture f(1, 2);
+    EXPECT_FALSE(f.pool->add_link(endpoint(1, server.port())));
+    EXPECT_EQ(f.pool->add_link(endpoint(1, server.port())), errc::link_exists);
+    EXPECT_FALSE(f.pool->add_link(endpoint(2, server.port())));
+    EXPECT_EQ(f.pool->add_link(endpoint(3, server.port())), errc::pool_full);
+    EXPECT_EQ(f.pool->size(), 2u);
+    EXPECT_TRUE(f.pool->contains(2));
+
+    EXPECT_EQ(f.pool->send_to(9, make_event("x")), errc::link_not_found);
+    EXPECT_EQ(f.pool->remove_link(9), errc::link_not_found);
+    EXPECT_EQ(f.pool->outbound_queue_of(9), nullptr);
+    ASSERT_NE(f.pool->outbound_queue_of(1), nullptr);
+
+    EXPECT_FALSE(f.pool->remove_link(2));
+    EXPECT_FALSE(f.pool->contains(2));
+    EXPECT_EQ(f.pool->send_to(2, make_event("x")), errc::link_not_found);
+    EXPECT_FALSE(f.pool->add_link(endpoint(3, server.port())));
+    ASSERT_TRUE(eventually([&] {
+        const auto s = f.pool->stats();
+        return s.links_connected == 2 && s.links_stopping == 0;
+    }));
+
+    // The distributor's path: push straight into the link's queue.
+    ASSERT_TRUE(f.pool->outbound_queue_of(3)->try_push(make_event("direct")));
+    ASSERT_TRUE(eventually([&] { return count_uid(server, "direct") == 1; }));
+
+    EXPECT_FALSE(f.pool->shutdown(2s));
+    EXPECT_TRUE(f.pool->is_shut_down());
+    EXPECT_EQ(f.pool->add_link(endpoint(4, server.port())), errc::shut_down);
+    EXPECT_EQ(f.pool->send_to(1, make_event("late")), errc::shut_down);
+    EXPECT_EQ(f.pool->broadcast(make_event("late")), 0u);
+    EXPECT_FALSE(f.pool->outbound_queue_of(1)->try_push(make_event("late")));
+}
+
+TEST(ConnectionPool, RemoveLinkFlushesQueuedMessagesFirst)
+{
+    mock_tak_server server;
+    pool_fixture f;
+    ASSERT_FALSE(f.pool->add_link(endpoint(1, server.port())));
+    ASSERT_TRUE(eventually([&] { return f.pool->stats().links_connected == 1; }));
+    for (int i = 0; i < 200; ++i)
+        ASSERT_FALSE(f.pool->send_to(1, make_event("flush", 600)));
+    ASSERT_FALSE(f.pool->remove_link(1, 5s));
+    ASSERT_TRUE(eventually([&] { return f.pool->stats().links_stopping == 0; }));
+    EXPECT_TRUE(eventually([&] { return count_uid(server, "flush") == 200; }, 5s));
+}
+
+TEST(ConnectionPool, RemoveLinkWhileItHandlesItsOwnEof)
+{
+    mock_tak_server server;
+    pool_params p;
+    p.threads = 2;
+    p.link_defaults = test::quick_settings();
+    std::atomic<connection_pool*> self{nullptr};
+    std::atomic<int> removed_inside{0};
+    // Link 100 removes itself from inside its own state change after the EOF.
+    p.on_state_change = [&](link_id id, link_state s) {
+        if (id == 100 && s == link_state::backing_off && self.load()) {
+            if (!self.load()->remove_link(id)) removed_inside.fetch_add(1);
+        }
+    };
+    connection_pool pool(std::move(p));
+    self = &pool;
+
+    constexpr link_id n = 20;
+    for (link_id id = 1; id <= n; ++id)
+        ASSERT_FALSE(pool.add_link(endpoint(id, server.port())));
+    ASSERT_FALSE(pool.add_link(endpoint(100, server.port())));
+    ASSERT_TRUE(eventually([&] { return pool.stats().links_connected == n + 1; }));
+
+    // The server drops everyone; the links are removed while they read that EOF.
+    server.close_all_clients();
+    for (link_id id = 1; id <= n; ++id)
+        EXPECT_FALSE(pool.remove_link(id, 0ms));
+
+    ASSERT_TRUE(eventually([&] { return removed_inside.load() == 1; }));
+    ASSERT_TRUE(eventually([&] {
+        const auto s = pool.stats();
+        return s.links_total == 0 && s.links_stopping == 0;
+    }));
+
+    // The pool goes on working.
+    ASSERT_FALSE(pool.add_link(endpoint(200, server.port())));
+    ASSERT_TRUE(eventually([&] { return pool.stats().links_connected == 1; }));
+    self = nullptr;
+    EXPECT_FALSE(pool.shutdown(2s));
+}
+
+TEST(ConnectionPool, ShutdownWhileTwoHundredLinksAreBusy)
+{
+    mock_tak_server_params sp;
+    sp.record = false;
+    sp.relay = false;
+    mock_tak_server a(sp), b(sp);
+    pool_fixture f;
+    constexpr link_id n = 200;
+    for (link_id id = 1; id <= n; ++id) {
+        ASSERT_FALSE(f.pool->add_link(endpoint(id, id % 2 ? a.port() : b.port())));
+    }
+    ASSERT_TRUE(eventually([&] { return f.pool->stats().links_connected == n; }, 20s));
+
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> producers;
+    for (int t = 0; t < 2; ++t) {
+        producers.emplace_back([&] {
+            const auto m = make_event("busy", 600);
+            while (!stop.load())
+                f.pool->broadcast(m);
+        });
+    }
+    ASSERT_TRUE(eventually([&] { return f.pool->stats().messages_sent > 2000; }, 20s));
+
+    // Two threads shut down at once; both get the same answer, in bounded time.
+    const auto started = std::chrono::steady_clock::now();
+    std::error_code r1, r2;
+    std::thread other([&] { r2 = f.pool->shutdown(2s); });
+    r1 = f.pool->shutdown(2s);
+    other.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    EXPECT_EQ(r1, r2);
+    EXPECT_FALSE(r1);
+    stop = true;
+    for (auto& t : producers)
+        t.join();
+
+    const auto s = f.pool->stats();
+    EXPECT_EQ(s.links_closed, n);
+    EXPECT_EQ(s.links_stopping, 0u);
+    EXPECT_EQ(s.queue_depth, 0u);
+    EXPECT_EQ(f.pool->shutdown(1s), r1);  // idempotent
+}
+
+TEST(ConnectionPool, ThousandLinksAcrossFourServersConnectAndExchange)
+{
+    // ThreadSanitizer slows everything about tenfold; a fifth of the links keeps the test
+    // within its time budget there while still exercising four servers.
+    const link_id n = test::under_tsan ? 200 : 1000;
+    mock_tak_server_params sp;
+    sp.relay = false;
+    std::vector<std::unique_ptr<mock_tak_server>> servers;
+    for (int i = 0; i < 4; ++i)
+        servers.push_back(std::make_unique<mock_tak_server>(sp));
+
+    pool_fixture f;
+    for (link_id id = 1; id <= n; ++id) {
+        ASSERT_FALSE(f.pool->add_link(endpoint(id, servers[id % 4]->port())));
+    }
+    ASSERT_TRUE(eventually([&] { return f.pool->stats().links_connected == n; }, 40s));
+
+    for (link_id id = 1; id <= n; ++id) {
+        ASSERT_FALSE(f.pool->send_to(id, make_event("uid-" + std::to_string(id))));
+    }
+    ASSERT_TRUE(eventually(
+        [&] {
+            std::size_t total = 0;
+            for (const auto& s : servers)
+                total += s->received().size();
+            // every link: its ping plus its one event
+            return total >= 2 * n;
+        },
+        30s));
+    for (auto& s : servers)
+        s->send_to_all(test::event_xml("hello-all"));
+    ASSERT_TRUE(eventually([&] { return f.inbox.links_heard() == n; }, 30s));
+
+    EXPECT_TRUE(eventually([&] { return f.pool->stats().messages_sent == n; }));
+    const auto s = f.pool->stats();
+    EXPECT_EQ(s.messages_received, n);
+    EXPECT_EQ(s.errors, 0u);
+    EXPECT_FALSE(f.pool->shutdown(5s));
+}
+
+TEST(ConnectionPool, RunsOnAnExecutorTheCallerOwns)
+{
+    mock_tak_server server;
+    asio::io_context io;
+    auto guard = asio::make_work_guard(io);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i)
+        threads.emplace_back([&] { io.run(); });
+
+    test::inbox inbox;
+    {
+        pool_params p;
+        p.executor = io.get_executor();
+        p.link_defaults = test::quick_settings();
+        p.on_inbound = [&](message_ptr m) { inbox(m); };
+        connection_pool pool(std::move(p));
+        EXPECT_EQ(pool.get_executor(), asio::any_io_executor(io.get_executor()));
+        ASSERT_FALSE(pool.add_link(endpoint(1, server.port())));
+        ASSERT_TRUE(eventually([&] { return pool.stats().links_connected == 1; }));
+        server.send_to_all(test::event_xml("ext"));
+        ASSERT_TRUE(eventually([&] { return inbox.total() == 1; }));
+        EXPECT_FALSE(pool.shutdown(2s));
+    }
+    guard.reset();
+    for (auto& t : threads)
+        t.join();
+}

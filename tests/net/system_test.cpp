@@ -1,0 +1,502 @@
+// The system facade end to end, with mock TAK servers on loopback: routing by filter, inbound
+// messages to the application and the other servers, deduplication across servers, admission,
+// shutdown under traffic, and the bundled example in a short run.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "omnitak/pool/system.hpp"
+#include "omnitak/pool/testing/mock_tak_server.hpp"
+
+// The example's traffic generator and instruments are compiled into this test as well: the
+// example is a program, not a library the tests could link.
+#include "../../examples/complete_system/traffic.cpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using omnitak::testing::mock_tak_server;
+using omnitak::testing::mock_tak_server_params;
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) return condition();
+        std::this_thread::sleep_for(2ms);
+    }
+    return true;
+}
+
+std::string event(const std::string& uid, const std::string& type = "a-f-G-U-C",
+                  const std::string& time = "2026-01-01T00:00:00Z")
+{
+    return "<event version=\"2.0\" uid=\"" + uid + "\" type=\"" + type + "\" how=\"m-g\" time=\"" +
+           time + "\" start=\"" + time +
+           "\" stale=\"2030-01-01T00:00:00Z\"><point lat=\"35.26\" lon=\"-116.68\" hae=\"700\" "
+           "ce=\"5\" le=\"9999999\"/><detail><contact callsign=\"T-1\"/>"
+           "<__group name=\"Cyan\" role=\"Team Member\"/></detail></event>";
+}
+
+std::unique_ptr<mock_tak_server> quiet_server()
+{
+    mock_tak_server_params p;
+    p.relay = false;  // the system does the routing between servers
+    return std::make_unique<mock_tak_server>(p);
+}
+
+// How many events with this uid a server received (its pings excluded by the uid).
+std::size_t received_uid(const mock_tak_server& server, const std::string& uid)
+{
+    std::size_t n = 0;
+    for (const auto& e : server.received())
+        n += e.summary.uid == uid ? 1 : 0;
+    return n;
+}
+
+omnitak::system_params quick_params()
+{
+    omnitak::system_params p;
+    p.threads = 2;
+    p.pool.link_defaults.connect_timeout = 2s;
+    p.pool.link_defaults.backoff.initial = 100ms;
+    p.pool.link_defaults.backoff.max = 1s;
+    p.pool.link_defaults.breaker.failure_threshold = 1000;
+    p.shutdown_timeout = 2s;
+    return p;
+}
+
+omnitak::system_link link_to(omnitak::link_id id, const mock_tak_server& server,
+                             omnitak::filter route = omnitak::filter::always())
+{
+    omnitak::system_link l;
+    l.endpoint.id = id;
+    l.endpoint.name = "link" + std::to_string(id);
+    l.endpoint.host = "127.0.0.1";
+    l.endpoint.port = server.port();
+    l.route = std::move(route);
+    return l;
+}
+
+class collected {
+public:
+    void operator()(const omnitak::message_ptr& m)
+    {
+        std::lock_guard lock(mutex_);
+        messages_.push_back(m);
+    }
+    std::vector<omnitak::message_ptr> messages() const
+    {
+        std::lock_guard lock(mutex_);
+        return messages_;
+    }
+    std::size_t size() const
+    {
+        std::lock_guard lock(mutex_);
+        return messages_.size();
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<omnitak::message_ptr> messages_;
+};
+
+TEST(System, SubmittedEventReachesExactlyTheLinksWhoseFiltersWantItOnce)
+{
+    auto ground = quiet_server();
+    auto chat = quiet_server();
+    auto all = quiet_server();
+
+    omnitak::system sys(quick_params());
+    sys.start();
+    ASSERT_FALSE(sys.add_link(link_to(1, *ground, omnitak::filter::by_type({"a-f-G"}))));
+    ASSERT_FALSE(sys.add_link(link_to(2, *chat, omnitak::filter::by_type({"b-t-f"}))));
+    ASSERT_FALSE(sys.add_link(link_to(3, *all)));
+    ASSERT_TRUE(eventually([&] { return sys.stats().pool.links_connected == 3; }));
+
+    ASSERT_FALSE(sys.submit(event("unit-1", "a-f-G-U-C")));
+    ASSERT_TRUE(eventually(
+        [&] { return received_uid(*ground, "unit-1") == 1 && received_uid(*all, "unit-1") == 1; }));
+
+    // Give a wrong delivery time to show up before checking that none did.
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(received_uid(*ground, "unit-1"), 1u);
+    EXPECT_EQ(received_uid(*all, "unit-1"), 1u);
+    EXPECT_EQ(received_uid(*chat, "unit-1"), 0u);
+    EXPECT_EQ(sys.stats().submitted, 1u);
+    EXPECT_EQ(sys.stats().distributor.deliveries, 2u);
+
+    // The same event again is a duplicate; a newer report of the same unit is not.
+    EXPECT_EQ(sys.submit(event("unit-1", "a-f-G-U-C")), omnitak::errc::duplicate);
+    EXPECT_FALSE(sys.submit(event("unit-1", "a-f-G-U-C", "2026-01-01T00:00:01Z")));
+    EXPECT_TRUE(eventually([&] { return received_uid(*ground, "unit-1") == 2; }));
+
+    // Bytes that are not CoT are refused with the parser's reason.
+    EXPECT_EQ(sys.submit(std::string("<event uid=\"x\"/>")), omnitak::errc::missing_type);
+
+    const auto report = sys.shutdown(2s);
+    EXPECT_FALSE(report.result) << report.result.message();
+    EXPECT_EQ(sys.submit(event("unit-2")), omnitak::errc::shut_down);
+}
+
+TEST(System, EventFromOneServerReachesTheApplicationAndTheOtherServersNotItsOrigin)
+{
+    auto a = quiet_server();
+    auto b = quiet_server();
+    auto c = quiet_server();
+    auto app = std::make_shared<collected>();
+
+    auto params = quick_params();
+    params.on_message = [app](omnitak::message_ptr m) { (*app)(m); };
+    omnitak::system sys(std::move(params));
+    sys.start();
+    ASSERT_FALSE(sys.add_link(link_to(1, *a)));
+    ASSERT_FALSE(sys.add_link(link_to(2, *b)));
+    ASSERT_FALSE(sys.add_link(link_to(3, *c)));
+    ASSERT_TRUE(eventually([&] { return sys.stats().pool.links_connected == 3; }));
+
+    a->send_to_all(event("from-a"));
+    ASSERT_TRUE(eventually([&] {
+        return app->size() == 1 && received_uid(*b, "from-a") == 1 &&
+               received_uid(*c, "from-a") == 1;
+    }));
+    std::this_thread::sleep_for(200ms);
+
+    const auto got = app->messages();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0]->summary().uid, "from-a");
+    EXPECT_EQ(got[0]->origin(), 1u);
+    EXPECT_EQ(received_uid(*a, "from-a"), 0u) << "sent back to the link it came from";
+    EXPECT_EQ(received_uid(*b, "from-a"), 1u);
+    EXPECT_EQ(received_uid(*c, "from-a"), 1u);
+
+    // The application can also await inbound messages.
+    omnitak::message_ptr first;
+    EXPECT_TRUE(sys.try_receive(first));
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->summary().uid, "from-a");
+}
+
+TEST(System, DuplicatesFromTwoServersAreCountedOnce)
+{
+    auto a = quiet_server();
+    auto b = quiet_server();
+    auto app = std::make_shared<collected>();
+
+    auto params = quick_params();
+    params.on_message = [app](omnitak::message_ptr m) { (*app)(m); };
+    omnitak::system sys(std::move(params));
+    sys.start();
+    ASSERT_FALSE(sys.add_link(link_to(1, *a)));
+    ASSERT_FALSE(sys.add_link(link_to(2, *b)));
+    ASSERT_TRUE(eventually([&] { return sys.stats().pool.links_connected == 2; }));
+
+    const std::string twice = event("relayed-twice");
+    a->send_to_all(twice);
+    b->send_to_all(twice);
+    ASSERT_TRUE(eventually([&] { return sys.stats().inbound == 2; }));
+
+    const auto s = sys.stats();
+    EXPECT_EQ(s.inbound_unique, 1u);
+    EXPECT_EQ(s.inbound_duplicates, 1u);
+    EXPECT_EQ(app->size(), 1u);
+
+    // The metrics say the same.
+    const std::string text = sys.metrics().text();
+    EXPECT_NE(text.find("\naggregator_duplicate_messages_total 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("\naggregator_unique_messages_total 1\n"), std::string::npos);
+    EXPECT_NE(text.find("\npool_connections_total 2\n"), std::string::npos);
+    EXPECT_NE(text.find("pool_links{state=\"connected\"} 2\n"), std::string::npos);
+
+    // async_receive hands out the one unique message, then nullptr after shutdown.
+    asio::io_context io;
+    std::vector<omnitak::message_ptr> awaited;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            for (;;) {
+                auto m = co_await sys.async_receive();
+                awaited.push_back(m);
+                if (!m) co_return;
+            }
+        },
+        asio::detached);
+    io.run_for(200ms);
+    ASSERT_EQ(awaited.size(), 1u);
+    EXPECT_EQ(awaited[0]->summary().uid, "relayed-twice");
+
+    sys.shutdown(2s);
+    io.restart();
+    io.run_for(2s);
+    ASSERT_EQ(awaited.size(), 2u);
+    EXPECT_EQ(awaited[1], nullptr);
+}
+
+TEST(System, AddLinkIsRefusedWithoutAFreeSlotAndAsyncAddLinkWaitsForOne)
+{
+    auto server = quiet_server();
+    auto params = quick_params();
+    params.admission.max_permits = 1;
+    params.admission.queue_timeout = 5s;
+    omnitak::system sys(std::move(params));
+    sys.start();
+
+    ASSERT_FALSE(sys.add_link(link_to(1, *server)));
+    EXPECT_EQ(sys.add_link(link_to(2, *server)), omnitak::errc::pool_full);
+
+    asio::io_context io;
+    std::error_code waited = omnitak::errc::cancelled;
+    bool done = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            waited = co_await sys.async_add_link(link_to(2, *server));
+            done = true;
+        },
+        asio::detached);
+    io.run_for(100ms);
+    EXPECT_FALSE(done);
+    EXPECT_EQ(sys.stats().admission_waiting, 1u);
+
+    ASSERT_FALSE(sys.remove_link(1));
+    io.restart();
+    io.run_for(2s);
+    ASSERT_TRUE(done);
+    EXPECT_FALSE(waited) << waited.message();
+    EXPECT_TRUE(sys.pool().contains(2));
+    EXPECT_FALSE(sys.pool().contains(1));
+    EXPECT_EQ(sys.stats().links, 1u);
+    EXPECT_EQ(sys.remove_link(1), omnitak::errc::link_not_found);
+}
+
+TEST(System, ShutdownWhileTrafficFlowsFinishesWithinItsTimeout)
+{
+    auto a = quiet_server();
+    auto b = quiet_server();
+    auto params = quick_params();
+    omnitak::system sys(std::move(params));
+    sys.start();
+    for (omnitak::link_id id = 1; id <= 20; ++id) {
+        ASSERT_FALSE(sys.add_link(link_to(id, id % 2 ? *a : *b)));
+    }
+    ASSERT_TRUE(eventually([&] { return sys.stats().pool.links_connected == 20; }));
+
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> accepted{0};
+    std::thread producer([&] {
+        for (std::uint64_t i = 0; !stop.load(); ++i) {
+            if (!sys.submit(event("flow-" + std::to_string(i)))) accepted.fetch_add(1);
+            if (i % 64 == 0) a->send_to_all(event("server-" + std::to_string(i)));
+        }
+    });
+    ASSERT_TRUE(eventually([&] { return accepted.load() > 1000; }));
+
+    const auto timeout = 1s;
+    const auto start = std::chrono::steady_clock::now();
+    const auto report = sys.shutdown(timeout);
+    const auto took = std::chrono::steady_clock::now() - start;
+    stop = true;
+    producer.join();
+
+    // The timeout bounds the drain; joining the threads afterwards is quick.
+    EXPECT_LT(took, timeout + 500ms);
+    EXPECT_LE(report.took, timeout + 500ms);
+    EXPECT_TRUE(sys.is_shut_down());
+    EXPECT_EQ(sys.submit(event("late")), omnitak::errc::shut_down);
+    EXPECT_EQ(sys.add_link(link_to(99, *a)), omnitak::errc::shut_down);
+
+    // A second call returns the same report at once.
+    const auto again = sys.shutdown(timeout);
+    EXPECT_EQ(again.took, report.took);
+    EXPECT_EQ(again.result, report.result);
+}
+
+TEST(System, PresetsFollowTheOriginalSummary)
+{
+    const auto ht = omnitak::system_params::high_throughput();
+    EXPECT_EQ(ht.pool.max_links, 5000u);
+    EXPECT_EQ(ht.pool.link_defaults.queue_capacity, 2000u);
+    EXPECT_EQ(ht.distributor.workers, 32u);
+    EXPECT_EQ(ht.distributor.batch_size, 500u);
+    EXPECT_EQ(ht.distributor.strategy, omnitak::backpressure::drop);
+
+    const auto ll = omnitak::system_params::low_latency();
+    EXPECT_EQ(ll.pool.link_defaults.queue_capacity, 500u);
+    EXPECT_EQ(ll.distributor.workers, 16u);
+    EXPECT_EQ(ll.distributor.batch_size, 10u);
+
+    const auto mc = omnitak::system_params::memory_constrained();
+    EXPECT_EQ(mc.pool.max_links, 1000u);
+    EXPECT_EQ(mc.pool.link_defaults.queue_capacity, 100u);
+    EXPECT_EQ(mc.aggregator.max_entries, 10000u);
+    EXPECT_EQ(mc.aggregator.window, std::chrono::seconds(30));
+
+    // Each preset builds a working system.
+    for (auto p : {ht, ll, mc}) {
+        p.threads = 1;
+        omnitak::system sys(std::move(p));
+        sys.start();
+        EXPECT_FALSE(sys.submit(event("preset")));
+        EXPECT_FALSE(sys.shutdown(1s).result);
+    }
+}
+
+TEST(System, RejectsParamsTheSystemSetsItself)
+{
+    auto p = quick_params();
+    p.pool.on_inbound = [](omnitak::message_ptr) {};
+    try {
+        omnitak::system sys(std::move(p));
+        FAIL() << "accepted pool.on_inbound";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("on_inbound"), std::string::npos);
+    }
+
+    auto bad_link = quick_params();
+    omnitak::system sys(std::move(bad_link));
+    omnitak::system_link l;  // id 0, no host
+    EXPECT_THROW(sys.add_link(std::move(l)), std::invalid_argument);
+}
+
+// The example, shortened: it must run, print its report and exit 0.
+TEST(System, CompleteSystemExampleRunsInShortForm)
+{
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const auto program = self.parent_path().parent_path() / "examples" / "complete-system";
+    if (ec || !std::filesystem::exists(program)) {
+        GTEST_SKIP() << "complete-system not built next to the tests (" << program << ")";
+    }
+
+    const auto output = std::filesystem::temp_directory_path() /
+                        ("omnitak_complete_system_" + std::to_string(::getpid()) + ".txt");
+    const std::string command = "'" + program.string() +
+                                "' --duration 2 --links 20 --rate 200 --metrics 127.0.0.1:0 > '" +
+                                output.string() + "' 2>&1";
+    const int status = std::system(command.c_str());
+    std::ifstream in(output);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::filesystem::remove(output);
+
+    ASSERT_TRUE(WIFEXITED(status)) << text.str();
+    EXPECT_EQ(WEXITSTATUS(status), 0) << text.str();
+    EXPECT_NE(text.str().find("== complete-system report =="), std::string::npos) << text.str();
+    EXPECT_NE(text.str().find("links: 20/20 connected"), std::string::npos) << text.str();
+
+    // A bad option is one clear line and exit code 2.
+    const int bad =
+        std::system(("'" + program.string() + "' --server nonsense > /dev/null 2>&1").c_str());
+    ASSERT_TRUE(WIFEXITED(bad));
+    EXPECT_EQ(WEXITSTATUS(bad), 2);
+}
+
+TEST(CompleteSystemTraffic, GeneratedEventsParseBackAsWhatTheyClaim)
+{
+    omnitak::example::traffic_params tp;
+    tp.units = 8;
+    tp.emergency_every = 40;
+    omnitak::example::traffic_generator gen(tp);
+
+    auto now = omnitak::cot_time(std::chrono::sys_days(std::chrono::year(2026) / 12 / 3));
+    std::map<omnitak::example::traffic_kind, int> kinds;
+    std::map<std::string, omnitak::cot_summary> last_position;
+    int moved = 0;
+    for (int i = 0; i < 2000; ++i) {
+        now += 250ms;
+        const auto e = gen.next(now);
+        omnitak::cot_summary s;
+        ASSERT_FALSE(omnitak::parse_cot(e.bytes, s)) << e.bytes;
+        EXPECT_EQ(s.uid, e.uid);
+        EXPECT_EQ(s.type, e.type);
+        EXPECT_EQ(s.time, e.time);
+        ASSERT_TRUE(s.point.has_value());
+        ++kinds[e.kind];
+
+        if (e.kind == omnitak::example::traffic_kind::position) {
+            EXPECT_FALSE(s.callsign.empty());
+            EXPECT_FALSE(s.group_name.empty());
+            auto it = last_position.find(s.uid);
+            if (it != last_position.end()) {
+                EXPECT_GT(s.time, it->second.time) << "same uid, newer time";
+                if (s.point->lat != it->second.point->lat) ++moved;
+            }
+            last_position[s.uid] = s;
+        }
+        if (e.kind == omnitak::example::traffic_kind::chat) {
+            EXPECT_EQ(s.type, "b-t-f");
+            EXPECT_NE(e.bytes.find("<__chat "), std::string::npos);
+            EXPECT_NE(e.bytes.find("<remarks "), std::string::npos);
+        }
+    }
+    EXPECT_GT(kinds[omnitak::example::traffic_kind::position], 1500);
+    EXPECT_GT(kinds[omnitak::example::traffic_kind::chat], 0);
+    EXPECT_GT(kinds[omnitak::example::traffic_kind::marker], 0);
+    EXPECT_GT(kinds[omnitak::example::traffic_kind::emergency], 0);
+    EXPECT_GT(kinds[omnitak::example::traffic_kind::emergency_cancel], 0);
+    EXPECT_GT(moved, 1000) << "units move along their tracks";
+}
+
+TEST(CompleteSystemTraffic, LatencyRecorderPercentilesAreWithinOneSixteenth)
+{
+    omnitak::example::latency_recorder r;
+    EXPECT_EQ(r.percentile(0.5), std::chrono::nanoseconds(0));
+    for (std::int64_t i = 1; i <= 100'000; ++i)
+        r.record(std::chrono::nanoseconds(i * 10));
+
+    auto near = [](std::chrono::nanoseconds got, double want) {
+        const double g = static_cast<double>(got.count());
+        return g >= want && g <= want * (1.0 + 1.0 / 16.0);
+    };
+    EXPECT_EQ(r.count(), 100'000u);
+    EXPECT_TRUE(near(r.percentile(0.5), 500'000)) << r.percentile(0.5).count();
+    EXPECT_TRUE(near(r.percentile(0.99), 990'000)) << r.percentile(0.99).count();
+    EXPECT_TRUE(near(r.percentile(0.999), 999'000)) << r.percentile(0.999).count();
+    EXPECT_EQ(r.max(), std::chrono::nanoseconds(1'000'000));
+    EXPECT_TRUE(omnitak::example::resident_memory_bytes().value_or(1) > 0);
+}
+
+TEST(CompleteSystemTraffic, ReplayFramesEveryEventOfAFolderAndCountsRejects)
+{
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("omnitak_replay_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir / "sub");
+    {
+        std::ofstream a(dir / "a.cot", std::ios::binary);
+        a << "<?xml version=\"1.0\"?>\n" << event("r-1") << "\njunk" << event("r-2");
+        std::ofstream b(dir / "sub" / "b.xml", std::ios::binary);
+        b << event("r-3") << "<event uid=\"no-type\"></event>";
+    }
+    std::error_code ec;
+    const auto set = omnitak::example::load_replay(dir, ec);
+    std::filesystem::remove_all(dir);
+
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(set.files, 2u);
+    ASSERT_EQ(set.events.size(), 3u);
+    EXPECT_EQ(set.rejected, 1u);
+    EXPECT_NE(set.events[0].find("r-1"), std::string::npos);
+    EXPECT_NE(set.events[2].find("r-3"), std::string::npos);
+
+    omnitak::example::load_replay(dir / "missing", ec);
+    EXPECT_TRUE(ec);
+}
+
+}  // namespace
