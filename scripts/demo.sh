@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 cmake --preset release >/dev/null
-cmake --build --preset release --target complete-system
+cmake --build --preset release --target complete-system omnitak-cot
 exec build/release/examples/complete-system "$@"

@@ -11,14 +11,16 @@
 //   complete-system [--links N] [--servers N] [--duration S] [--rate R] [--metrics ADDR]
 //                   [--replay PATH] [--server tcp://HOST:PORT ...]
 //
-// Exit codes: 0 success; 1 runtime failure (no server reachable, metrics address in use);
-// 2 bad options.
+// Exit codes: 0 success; 1 runtime failure (no server reachable, unreadable --replay);
+// 2 bad options (including a --metrics address that cannot be served). When the default
+// metrics address is taken the run goes on without /metrics and says so.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -48,6 +50,7 @@ struct options {
     double submit_share = 0.1;
     std::size_t threads = 0;
     std::string metrics = "127.0.0.1:9090";
+    bool metrics_explicit = false;  // --metrics given: failing to serve is then an error
     std::string replay;
     std::vector<std::string> server_urls;
 };
@@ -233,6 +236,7 @@ int run(const options& opt)
 
     omnitak::system_params params;
     params.threads = opt.threads;
+    params.pool.max_links = std::max(params.pool.max_links, opt.links);
     params.receive_capacity = 0;  // this application only uses the callback
     params.on_message = [&](const omnitak::message_ptr& m) {
         app_messages.fetch_add(1, std::memory_order_relaxed);
@@ -253,15 +257,27 @@ int run(const options& opt)
 
     std::unique_ptr<omnitak::system> gateway;
     try {
-        gateway = std::make_unique<omnitak::system>(std::move(params));
-    } catch (const std::runtime_error& e) {
-        std::fprintf(stderr, "complete-system: %s\n", e.what());
-        return 1;
+        gateway = std::make_unique<omnitak::system>(params);
+    } catch (const std::runtime_error&) {
+        // Only the metrics exposer fails at run time here (address invalid or in use).
+        if (opt.metrics_explicit) {
+            std::fprintf(stderr,
+                         "complete-system: --metrics '%s': cannot serve there (expected a free "
+                         "HOST:PORT, or 'off')\n",
+                         opt.metrics.c_str());
+            return 2;
+        }
+        std::fprintf(stderr,
+                     "complete-system: metrics: %s is not free; running without /metrics "
+                     "(choose one with --metrics HOST:PORT)\n",
+                     opt.metrics.c_str());
+        params.metrics.serve = false;
+        gateway = std::make_unique<omnitak::system>(params);
     }
     gateway->start();
     if (gateway->metrics().port() != 0) {
-        std::printf("metrics: http://%s/metrics (port %u)\n", opt.metrics.c_str(),
-                    gateway->metrics().port());
+        const std::string host = opt.metrics.substr(0, opt.metrics.rfind(':'));
+        std::printf("metrics: http://%s:%u/metrics\n", host.c_str(), gateway->metrics().port());
     }
 
     const auto rss_before_links = ex::resident_memory_bytes();
@@ -324,12 +340,22 @@ int run(const options& opt)
     std::uniform_real_distribution<double> unit_interval(0.0, 1.0);
     std::vector<std::vector<std::uint64_t>> sessions(mocks.size());
     auto refresh_sessions = [&] {
-        for (std::size_t s = 0; s < mocks.size(); ++s)
+        std::size_t total = 0;
+        for (std::size_t s = 0; s < mocks.size(); ++s) {
             sessions[s] = mocks[s]->sessions();
+            total += sessions[s].size();
+        }
+        return total;
     };
-    refresh_sessions();
+    // A link counts as connected once its connect completes; the mock server registers the
+    // session a moment later. Traffic injected before that would find no session to use.
+    const auto sessions_deadline = steady::now() + 5s;
+    while (use_mocks && refresh_sessions() < connected && steady::now() < sessions_deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
 
     std::uint64_t produced = 0, via_servers = 0, via_two = 0, via_submit = 0, submit_refused = 0;
+    std::uint64_t not_injected = 0;  // a mock server had no live session to send it on
     std::size_t replay_next = 0;
     std::size_t rr = 0;
     const auto duration =
@@ -373,15 +399,15 @@ int run(const options& opt)
             const bool twice = mocks.size() > 1 && unit_interval(random) < opt.dup_share;
             inflight.sent(std::move(key), steady::now());
             auto inject = [&](std::size_t s, std::string b) {
-                if (sessions[s].empty()) return;
-                mocks[s]->send_to(sessions[s][produced % sessions[s].size()], std::move(b));
+                if (!sessions[s].empty() &&
+                    mocks[s]->send_to(sessions[s][produced % sessions[s].size()], std::move(b))) {
+                    return true;
+                }
+                ++not_injected;
+                return false;
             };
-            if (twice) {
-                inject((first + 1) % mocks.size(), bytes);
-                ++via_two;
-            }
-            inject(first, std::move(bytes));
-            ++via_servers;
+            if (twice && inject((first + 1) % mocks.size(), bytes)) ++via_two;
+            if (inject(first, std::move(bytes))) ++via_servers;
         }
 
         if (now >= next_progress) {
@@ -430,6 +456,11 @@ int run(const options& opt)
                 " through two at once), %" PRIu64 " submitted by the application (%" PRIu64
                 " refused)\n",
                 produced, via_servers, via_two, via_submit, submit_refused);
+    if (not_injected > 0) {
+        std::printf("not sent:    %" PRIu64
+                    " injections found no live session on their mock server\n",
+                    not_injected);
+    }
     std::printf("messages in: %" PRIu64 " from links\n", s.inbound);
     std::printf("unique:      %" PRIu64 " inbound (+%" PRIu64 " submitted)\n", s.inbound_unique,
                 s.submitted);
@@ -463,8 +494,9 @@ int run(const options& opt)
                                         static_cast<double>(s.distributor.batches)
                                   : 0.0);
     }
-    std::printf("reconnects:  %" PRIu64 ", errors %" PRIu64 ", parse errors %" PRIu64 "\n",
-                s.pool.reconnects, s.pool.errors, s.pool.parse_errors);
+    std::printf("reconnects:  %" PRIu64 ", errors %" PRIu64 ", parse errors %" PRIu64
+                ", framing problems %" PRIu64 "\n",
+                s.pool.reconnects, s.pool.errors, s.pool.parse_errors, s.pool.framing_problems);
     std::printf("memory:      resident %s (at start %s, before links %s, with links %s)\n",
                 mib(rss_end).c_str(), mib(rss_start).c_str(), mib(rss_before_links).c_str(),
                 mib(rss_links).c_str());
@@ -507,7 +539,8 @@ int main(int argc, char** argv)
     app.add_option("--threads", opt.threads, "I/O threads (0 = one per hardware thread)")
         ->check(CLI::Range(0, 1024));
     app.add_option("--metrics", opt.metrics,
-                   "Serve /metrics on HOST:PORT ('off' to disable; port 0 picks one)");
+                   "Serve /metrics on HOST:PORT ('off' to disable; port 0 picks one). "
+                   "Default 127.0.0.1:9090; when that is taken the run goes on without it");
     app.add_option("--replay", opt.replay,
                    "Replay the CoT events of a file or folder instead of generated traffic");
     app.add_option("--server", opt.server_urls,
@@ -521,5 +554,18 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "complete-system: %s (see --help)\n", e.what());
         return 2;
     }
+    // CLI11's Range lets NaN through (every comparison with NaN is false).
+    const std::pair<const char*, double> numbers[] = {{"--duration", opt.duration_s},
+                                                      {"--rate", opt.rate},
+                                                      {"--dup-share", opt.dup_share},
+                                                      {"--submit-share", opt.submit_share}};
+    for (const auto& [name, value] : numbers) {
+        if (!std::isfinite(value)) {
+            std::fprintf(stderr, "complete-system: %s: must be a finite number (see --help)\n",
+                         name);
+            return 2;
+        }
+    }
+    opt.metrics_explicit = app.count("--metrics") > 0;
     return run(opt);
 }

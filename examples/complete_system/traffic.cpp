@@ -11,6 +11,7 @@
 
 #include "omnitak/pool/framer.hpp"
 #include "omnitak/pool/parser.hpp"
+#include "omnitak/pool/writer.hpp"
 
 namespace omnitak::example {
 
@@ -36,22 +37,6 @@ constexpr std::array<std::string_view, 8> chat_lines{"Moving to phase line BLUE"
                                                      "RTB, out"};
 constexpr std::array<std::string_view, 5> marker_names{"Checkpoint", "Rally Point", "LZ", "OP",
                                                        "Obstacle"};
-
-// `YYYY-MM-DDThh:mm:ss.mmmZ`, the form ATAK writes.
-std::string format_time(cot_time t)
-{
-    using namespace std::chrono;
-    const auto day = floor<days>(t);
-    const year_month_day ymd{day};
-    const hh_mm_ss tod{floor<milliseconds>(t - day)};
-    char text[32];
-    std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                  static_cast<unsigned>(ymd.day()), static_cast<int>(tod.hours().count()),
-                  static_cast<int>(tod.minutes().count()), static_cast<int>(tod.seconds().count()),
-                  static_cast<int>(tod.subseconds().count()));
-    return text;
-}
 
 std::string fixed(double value, int decimals)
 {
@@ -79,7 +64,7 @@ std::string uuid(std::mt19937_64& random)
 std::string event_head(std::string_view uid, std::string_view type, std::string_view how,
                        cot_time now, cot_time stale)
 {
-    const std::string time = format_time(now);
+    const std::string time = format_cot_time(now);
     std::string out;
     out.reserve(512);
     out += "<event version=\"2.0\" uid=\"";
@@ -93,7 +78,7 @@ std::string event_head(std::string_view uid, std::string_view type, std::string_
     out += "\" start=\"";
     out += time;
     out += "\" stale=\"";
-    out += format_time(stale);
+    out += format_cot_time(stale);
     out += "\">";
     return out;
 }
@@ -121,27 +106,7 @@ std::string xml_escape(std::string_view text)
 {
     std::string out;
     out.reserve(text.size());
-    for (const char c : text) {
-        switch (c) {
-            case '&':
-                out += "&amp;";
-                break;
-            case '<':
-                out += "&lt;";
-                break;
-            case '>':
-                out += "&gt;";
-                break;
-            case '"':
-                out += "&quot;";
-                break;
-            case '\'':
-                out += "&apos;";
-                break;
-            default:
-                out += c;
-        }
-    }
+    append_xml_attribute_escaped(out, text);
     return out;
 }
 
@@ -290,7 +255,7 @@ generated_event traffic_generator::chat(std::size_t from, cot_time now)
     xml += "\" relation=\"p-p\"/><remarks source=\"BAO.F.ATAK.";
     xml += xml_escape(u.uid);
     xml += "\" to=\"All Chat Rooms\" time=\"";
-    xml += format_time(now);
+    xml += format_cot_time(now);
     xml += "\">";
     xml += xml_escape(line);
     xml += "</remarks><__serverdestination destinations=\"0.0.0.0:4242:tcp:";
@@ -321,7 +286,7 @@ generated_event traffic_generator::marker(std::size_t by, cot_time now)
     xml += "<detail><status readiness=\"true\"/><archive/><link uid=\"";
     xml += xml_escape(u.uid);
     xml += "\" production_time=\"";
-    xml += format_time(now);
+    xml += format_cot_time(now);
     xml += "\" type=\"";
     xml += u.type;
     xml += "\" parent_callsign=\"";
@@ -336,34 +301,24 @@ generated_event traffic_generator::marker(std::size_t by, cot_time now)
 
 generated_event traffic_generator::emergency(std::size_t index, cot_time now)
 {
-    auto& u = units_.at(index);
-    now = advance(u, now);
-    ++produced_;
-
-    const std::string uid = u.uid + "-9-1-1";
-    std::string xml = event_head(uid, "b-a-o-tbl", "m-g", now, now + std::chrono::seconds(10));
-    xml += point_xml(u.lat, u.lon, u.hae, 4.9);
-    xml += "<detail><link uid=\"";
-    xml += xml_escape(u.uid);
-    xml += "\" type=\"";
-    xml += u.type;
-    xml += "\" relation=\"p-p\"/><contact callsign=\"";
-    xml += xml_escape(u.callsign);
-    xml += "-Alert\"/><emergency type=\"911 Alert\">";
-    xml += xml_escape(u.callsign);
-    xml += "</emergency></detail></event>";
-    return {traffic_kind::emergency, uid, "b-a-o-tbl", now, std::move(xml)};
+    return emergency_event(index, now, false);
 }
 
 generated_event traffic_generator::emergency_cancel(std::size_t index, cot_time now)
+{
+    return emergency_event(index, now, true);
+}
+
+generated_event traffic_generator::emergency_event(std::size_t index, cot_time now, bool cancel)
 {
     auto& u = units_.at(index);
     now = advance(u, now);
     ++produced_;
 
-    // Same uid as the alert: the cancel replaces it on every map.
+    // The cancel has the alert's uid: it replaces the alert on every map.
     const std::string uid = u.uid + "-9-1-1";
-    std::string xml = event_head(uid, "b-a-o-can", "m-g", now, now + std::chrono::seconds(10));
+    const std::string_view type = cancel ? "b-a-o-can" : "b-a-o-tbl";
+    std::string xml = event_head(uid, type, "m-g", now, now + std::chrono::seconds(10));
     xml += point_xml(u.lat, u.lon, u.hae, 4.9);
     xml += "<detail><link uid=\"";
     xml += xml_escape(u.uid);
@@ -371,10 +326,12 @@ generated_event traffic_generator::emergency_cancel(std::size_t index, cot_time 
     xml += u.type;
     xml += "\" relation=\"p-p\"/><contact callsign=\"";
     xml += xml_escape(u.callsign);
-    xml += "-Alert\"/><emergency cancel=\"true\">";
+    xml += cancel ? "-Alert\"/><emergency cancel=\"true\">"
+                  : "-Alert\"/><emergency type=\"911 Alert\">";
     xml += xml_escape(u.callsign);
     xml += "</emergency></detail></event>";
-    return {traffic_kind::emergency_cancel, uid, "b-a-o-can", now, std::move(xml)};
+    return {cancel ? traffic_kind::emergency_cancel : traffic_kind::emergency, uid,
+            std::string(type), now, std::move(xml)};
 }
 
 generated_event traffic_generator::next(cot_time now)
@@ -535,6 +492,11 @@ replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
         return out;
     }
     if (ec) return {};
+    // Only regular files: a device such as /dev/zero or a FIFO would be read without end.
+    if (!std::filesystem::is_regular_file(path, ec)) {
+        if (!ec) ec = std::make_error_code(std::errc::invalid_argument);
+        return {};
+    }
     frame_file(path, out, ec);
     if (ec) return {};
     return out;

@@ -79,6 +79,7 @@ public:
     std::uint64_t produced() const noexcept { return produced_; }
 
 private:
+    generated_event emergency_event(std::size_t unit, cot_time now, bool cancel);
     struct unit_state {
         std::string uid;
         std::string callsign;

@@ -140,9 +140,19 @@ bool process(std::istream& in, const std::string& file, run_state& st)
 int main(int argc, char** argv)
 {
     CLI::App app{"Frame and parse TAK CoT streams; print one JSON object per event or problem"};
+    app.footer(
+        "Exit codes: 0 every input framed and parsed cleanly; 1 at least one problem was "
+        "reported; 2 a file could not be read or the command line is wrong.");
     std::vector<std::string> files;
     app.add_option("files", files, "Capture files, each read as one TAK stream ('-' = stdin)");
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "omnitak-cot: %s (see --help)\n", e.what());
+        return 2;
+    }
     if (files.empty()) files.push_back("-");
 
     std::ios::sync_with_stdio(false);

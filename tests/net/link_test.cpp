@@ -73,6 +73,8 @@ TEST(Link, ServerOutageOfThreeSecondsEndsInExactlyOneNewSession)
     fixture f(settings);
     ASSERT_FALSE(f.pool->add_link(endpoint(1, server.port())));
     ASSERT_TRUE(eventually([&] { return f.stats(1).state == link_state::connected; }));
+    // The client sees its connect complete before the server has registered the session.
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
     const auto accepted_before = server.sessions_accepted();
 
     // The server goes away for 3 s and comes back on the same port.
@@ -285,6 +287,7 @@ TEST(Link, PeersThatCloseAtOnceOrMidEventLeaveThePoolRunning)
     // A peer that closes halfway through an event.
     odd.set_reset(false);
     ASSERT_TRUE(eventually([&] { return f.stats(2).state == link_state::connected; }));
+    ASSERT_TRUE(eventually([&] { return odd.connected_clients() == 1; }));
     odd.send_half_event_and_close();
     ASSERT_TRUE(eventually([&] { return f.stats(2).last_error == errc::stream_truncated; }));
     EXPECT_GE(f.stats(2).framing_problems, 1u);

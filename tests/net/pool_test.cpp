@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <atomic>
 #include <chrono>
@@ -174,6 +175,7 @@ TEST(ConnectionPool, RemoveLinkWhileItHandlesItsOwnEof)
         ASSERT_FALSE(pool.add_link(endpoint(id, server.port())));
     ASSERT_FALSE(pool.add_link(endpoint(100, server.port())));
     ASSERT_TRUE(eventually([&] { return pool.stats().links_connected == n + 1; }));
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == n + 1; }));
 
     // The server drops everyone; the links are removed while they read that EOF.
     server.close_all_clients();
@@ -266,6 +268,14 @@ TEST(ConnectionPool, ThousandLinksAcrossFourServersConnectAndExchange)
             return total >= 2 * n;
         },
         30s));
+    ASSERT_TRUE(eventually(
+        [&] {
+            std::size_t clients = 0;
+            for (const auto& s : servers)
+                clients += s->connected_clients();
+            return clients == n;
+        },
+        30s));
     for (auto& s : servers)
         s->send_to_all(test::event_xml("hello-all"));
     ASSERT_TRUE(eventually([&] { return f.inbox.links_heard() == n; }, 30s));
@@ -281,10 +291,23 @@ TEST(ConnectionPool, RunsOnAnExecutorTheCallerOwns)
 {
     mock_tak_server server;
     asio::io_context io;
-    auto guard = asio::make_work_guard(io);
-    std::vector<std::thread> threads;
-    for (int i = 0; i < 2; ++i)
-        threads.emplace_back([&] { io.run(); });
+    // Joins the threads however the test ends (an ASSERT returns early).
+    struct io_runner {
+        asio::io_context& io;
+        asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+        std::vector<std::thread> threads;
+        explicit io_runner(asio::io_context& context) : io(context)
+        {
+            for (int i = 0; i < 2; ++i)
+                threads.emplace_back([this] { io.run(); });
+        }
+        ~io_runner()
+        {
+            guard.reset();
+            for (auto& t : threads)
+                t.join();
+        }
+    } runner(io);
 
     test::inbox inbox;
     {
@@ -296,11 +319,10 @@ TEST(ConnectionPool, RunsOnAnExecutorTheCallerOwns)
         EXPECT_EQ(pool.get_executor(), asio::any_io_executor(io.get_executor()));
         ASSERT_FALSE(pool.add_link(endpoint(1, server.port())));
         ASSERT_TRUE(eventually([&] { return pool.stats().links_connected == 1; }));
+        // The client sees its connect complete before the server has registered the session.
+        ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
         server.send_to_all(test::event_xml("ext"));
         ASSERT_TRUE(eventually([&] { return inbox.total() == 1; }));
         EXPECT_FALSE(pool.shutdown(2s));
     }
-    guard.reset();
-    for (auto& t : threads)
-        t.join();
 }

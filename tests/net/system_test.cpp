@@ -171,6 +171,8 @@ TEST(System, EventFromOneServerReachesTheApplicationAndTheOtherServersNotItsOrig
     ASSERT_FALSE(sys.add_link(link_to(2, *b)));
     ASSERT_FALSE(sys.add_link(link_to(3, *c)));
     ASSERT_TRUE(eventually([&] { return sys.stats().pool.links_connected == 3; }));
+    // The client sees its connect complete before the server has registered the session.
+    ASSERT_TRUE(eventually([&] { return a->connected_clients() == 1; }));
 
     a->send_to_all(event("from-a"));
     ASSERT_TRUE(eventually([&] {
@@ -207,6 +209,8 @@ TEST(System, DuplicatesFromTwoServersAreCountedOnce)
     ASSERT_FALSE(sys.add_link(link_to(1, *a)));
     ASSERT_FALSE(sys.add_link(link_to(2, *b)));
     ASSERT_TRUE(eventually([&] { return sys.stats().pool.links_connected == 2; }));
+    ASSERT_TRUE(
+        eventually([&] { return a->connected_clients() == 1 && b->connected_clients() == 1; }));
 
     const std::string twice = event("relayed-twice");
     a->send_to_all(twice);

@@ -17,7 +17,10 @@ std::optional<std::filesystem::path> corpus_dir()
     return std::nullopt;
 }
 
-std::filesystem::path fixtures_dir() { return OMNITAK_TEST_FIXTURES_DIR; }
+std::filesystem::path fixtures_dir()
+{
+    return OMNITAK_TEST_FIXTURES_DIR;
+}
 
 std::string read_file(const std::filesystem::path& path)
 {

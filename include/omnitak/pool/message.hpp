@@ -27,8 +27,8 @@ using cot_time = std::chrono::sys_time<std::chrono::microseconds>;
 
 /// <point lat lon hae ce le/>. ce/le/hae default to 9999999 ("unknown") when absent.
 struct cot_point {
-    double lat = 0.0;   ///< degrees, [-90, 90]
-    double lon = 0.0;   ///< degrees, [-180, 180]
+    double lat = 0.0;        ///< degrees, [-90, 90]
+    double lon = 0.0;        ///< degrees, [-180, 180]
     double hae = 9999999.0;  ///< height above ellipsoid, metres
     double ce = 9999999.0;   ///< circular error, metres
     double le = 9999999.0;   ///< linear error, metres
@@ -64,10 +64,10 @@ struct cot_summary {
     cot_time time{};
     cot_time start{};
     cot_time stale{};
-    std::optional<cot_point> point;  ///< nullopt when the event had no <point>
-    std::string callsign;            ///< detail/contact@callsign, empty if absent
-    std::string group_name;          ///< detail/__group@name, empty if absent
-    std::string group_role;          ///< detail/__group@role, empty if absent
+    std::optional<cot_point> point;             ///< nullopt when the event had no <point>
+    std::string callsign;                       ///< detail/contact@callsign, empty if absent
+    std::string group_name;                     ///< detail/__group@name, empty if absent
+    std::string group_role;                     ///< detail/__group@role, empty if absent
     std::vector<cot_destination> destinations;  ///< detail/marti/dest, in document order
     cot_control control = cot_control::none;
 
@@ -80,8 +80,9 @@ struct cot_summary {
 /// An immutable CoT event: the exact bytes received (or built) plus their summary.
 class cot_message {
 public:
-    cot_message(std::string bytes, cot_summary summary, link_id origin = no_link,
-                std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now())
+    cot_message(
+        std::string bytes, cot_summary summary, link_id origin = no_link,
+        std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now())
         : bytes_(std::move(bytes)),
           summary_(std::move(summary)),
           origin_(origin),
