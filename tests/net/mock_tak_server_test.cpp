@@ -550,10 +550,22 @@ TEST(MockTakServer, PublicCallsFromManyThreadsWhileClientsChurn)
             server.close_all_clients();
         }
     });
+    // A client connecting while the port is closed can be handed that very port as its own
+    // ephemeral port (a Linux TCP self-connect), so resuming may fail until it has gone.
+    const auto resume = [&] {
+        for (int attempt = 0; attempt < 5000; ++attempt) {
+            try {
+                server.resume_listening();
+                return;
+            } catch (const std::system_error&) {
+                std::this_thread::sleep_for(1ms);
+            }
+        }
+    };
     threads.emplace_back([&] {
         while (running) {
             server.stop_listening();
-            server.resume_listening();
+            resume();
             (void)server.received();
             server.clear_received();
             (void)server.connected_clients();
