@@ -1,6 +1,8 @@
-// CoT event parser: a linear pre-scan that refuses markup declarations and enforces the element
-// and depth limits (and finds the raw <detail> range), then pugixml in situ on a per-thread
-// scratch copy, then a walk of the few elements the summary needs.
+// CoT event parser: pugixml in situ (parse_minimal) on a per-thread scratch copy decides
+// whether the event is well-formed; the limits are checked by counting '<' or, for large or
+// dense events, by a linear pre-scan that also refuses markup declarations and finds the raw
+// <detail> range. The summary is then read from the few elements it needs: pugixml's tree
+// finds them, and their attributes are read straight from the caller's bytes.
 #include "omnitak/pool/parser.hpp"
 
 #include <pugixml.hpp>
@@ -16,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace omnitak {
@@ -160,35 +163,37 @@ prescan_result prescan(std::string_view s, const parse_params& params)
 
 // Exact for plain decimals of up to 15 digits: both the digits and the power of ten are
 // exact doubles, so one IEEE division rounds correctly (Clinger's fast path).
-bool parse_plain_decimal(const char* p, double& out) noexcept
+bool parse_plain_decimal(std::string_view text, double& out) noexcept
 {
     static constexpr double powers[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                         1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    const char* p = text.data();
+    const char* const end = p + text.size();
     bool negative = false;
-    if (*p == '-' || *p == '+') negative = *p++ == '-';
+    if (p != end && (*p == '-' || *p == '+')) negative = *p++ == '-';
     std::uint64_t mantissa = 0;
     int digits = 0;
     int fraction = 0;
-    while (*p >= '0' && *p <= '9') {
+    while (p != end && *p >= '0' && *p <= '9') {
         mantissa = mantissa * 10 + static_cast<std::uint64_t>(*p++ - '0');
         ++digits;
     }
     if (digits == 0) return false;
-    if (*p == '.') {
+    if (p != end && *p == '.') {
         ++p;
-        while (*p >= '0' && *p <= '9') {
+        while (p != end && *p >= '0' && *p <= '9') {
             mantissa = mantissa * 10 + static_cast<std::uint64_t>(*p++ - '0');
             ++fraction;
         }
         if (fraction == 0) return false;
     }
-    if (*p != '\0' || digits + fraction > 15) return false;
+    if (p != end || digits + fraction > 15) return false;
     const double v = static_cast<double>(mantissa) / powers[fraction];
     out = negative ? -v : v;
     return true;
 }
 
-bool parse_number(const char* text, double& out) noexcept
+bool parse_number(std::string_view text, double& out) noexcept
 {
     if (parse_plain_decimal(text, out)) return true;
     std::string_view s = trim(text);
@@ -310,74 +315,268 @@ std::string format_cot_time(cot_time t, bool micro)
 
 namespace {
 
-bool name_is(const pugi::xml_node& node, const char* name) noexcept
+// True when the NUL-terminated `name` equals `literal`. Stops at the first difference, so it
+// never reads past the name's terminator; the compiler unrolls it for short literals.
+template <std::size_t N>
+bool name_equals(const char* name, const char (&literal)[N]) noexcept
 {
-    return std::strcmp(node.name(), name) == 0;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (name[i] != literal[i]) return false;
+    }
+    return true;
 }
 
-std::error_code read_point(const pugi::xml_node& point, cot_point& out)
+template <std::size_t N>
+bool name_is(const pugi::xml_node& node, const char (&literal)[N]) noexcept
 {
-    const char* lat = nullptr;
-    const char* lon = nullptr;
-    const char* hae = nullptr;
-    const char* ce = nullptr;
-    const char* le = nullptr;
-    for (pugi::xml_attribute a = point.first_attribute(); a; a = a.next_attribute()) {
-        const char* n = a.name();
-        const char** slot = nullptr;
-        if (n[0] == 'l' && n[1] == 'a' && n[2] == 't' && n[3] == '\0')
-            slot = &lat;
-        else if (n[0] == 'l' && n[1] == 'o' && n[2] == 'n' && n[3] == '\0')
-            slot = &lon;
-        else if (n[0] == 'h' && n[1] == 'a' && n[2] == 'e' && n[3] == '\0')
-            slot = &hae;
-        else if (n[0] == 'c' && n[1] == 'e' && n[2] == '\0')
-            slot = &ce;
-        else if (n[0] == 'l' && n[1] == 'e' && n[2] == '\0')
-            slot = &le;
-        if (slot != nullptr && *slot == nullptr) *slot = a.value();
+    return name_equals(node.name(), literal);
+}
+
+void append_utf8(std::string& out, std::uint32_t cp)
+{
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+// Decodes one reference starting at the '&' in `s`. Appends what it stands for and returns the
+// number of bytes it used, or 0 when it is not a predefined entity or a valid character
+// reference (such text is kept as written).
+std::size_t decode_reference(std::string_view s, std::string& out)
+{
+    static constexpr std::pair<std::string_view, char> predefined[] = {
+        {"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&apos;", '\''}, {"&quot;", '"'}};
+    for (const auto& [text, c] : predefined) {
+        if (s.starts_with(text)) {
+            out += c;
+            return text.size();
+        }
+    }
+    if (!s.starts_with("&#")) return 0;
+    const bool hex = s.size() > 2 && s[2] == 'x';
+    const std::size_t first = hex ? 3 : 2;
+    const std::size_t semicolon = s.find(';', first);
+    if (semicolon == npos || semicolon == first || semicolon - first > 8) return 0;
+    std::uint32_t cp = 0;
+    const auto [end, ec] =
+        std::from_chars(s.data() + first, s.data() + semicolon, cp, hex ? 16 : 10);
+    if (ec != std::errc{} || end != s.data() + semicolon) return 0;
+    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    append_utf8(out, cp);
+    return semicolon + 1;
+}
+
+// pugixml runs with parse_minimal, which leaves attribute values as written: most values need
+// nothing, and decoding only the few the summary keeps is cheaper than decoding them all. This
+// does what an XML processor does to an attribute value (XML 1.0, 2.11 and 3.3.3): a CR LF
+// pair, a CR, a LF or a tab becomes one space; predefined entities and character references
+// are replaced. Other `&` text is kept as written.
+void assign_attribute_value(std::string& out, std::string_view raw)
+{
+    std::size_t special = 0;
+    while (special < raw.size()) {
+        const char c = raw[special];
+        if (c == '&' || c == '\t' || c == '\n' || c == '\r') break;
+        ++special;
+    }
+    out.assign(raw.data(), special);
+    for (std::size_t i = special; i < raw.size();) {
+        const char c = raw[i];
+        if (c == '&') {
+            if (const std::size_t used = decode_reference(raw.substr(i), out)) {
+                i += used;
+                continue;
+            }
+            out += c;
+        } else if (c == '\r') {
+            out += ' ';
+            if (i + 1 < raw.size() && raw[i + 1] == '\n') ++i;
+        } else if (c == '\t' || c == '\n') {
+            out += ' ';
+        } else {
+            out += c;
+        }
+        ++i;
+    }
+}
+
+// A raw attribute value ready for the number and time parsers: the value itself when it holds
+// no reference (whitespace is trimmed by those parsers), else its decoded form in `scratch`.
+std::string_view attribute_text(std::string_view raw, std::string& scratch)
+{
+    if (raw.find('&') == npos) return raw;
+    assign_attribute_value(scratch, raw);
+    return scratch;
+}
+
+// Walks the attributes of one start tag in the caller's bytes, values as written. pugixml's
+// tree is used to find the few elements the summary reads; their attributes are read here
+// instead of through pugixml's accessors, which cost a library call per name, value and step.
+// Only used on tags pugixml has accepted, so the syntax is known to be good; bounds are still
+// checked on every step.
+class start_tag_attributes {
+public:
+    // `lt` is the offset of the tag's '<'.
+    start_tag_attributes(std::string_view bytes, std::size_t lt) noexcept
+        : p_(bytes.data() + std::min(lt + 1, bytes.size())), end_(bytes.data() + bytes.size())
+    {
+        while (p_ != end_ && !is_xml_space(*p_) && *p_ != '>' && *p_ != '/')
+            ++p_;
     }
 
-    if (lat == nullptr || lon == nullptr || !parse_number(lat, out.lat) ||
-        !parse_number(lon, out.lon))
+    bool next(std::string_view& name, std::string_view& value) noexcept
+    {
+        while (p_ != end_ && is_xml_space(*p_))
+            ++p_;
+        if (p_ == end_ || *p_ == '>' || *p_ == '/') return false;
+        const char* const name_begin = p_;
+        while (p_ != end_ && *p_ != '=' && !is_xml_space(*p_))
+            ++p_;
+        name = std::string_view(name_begin, static_cast<std::size_t>(p_ - name_begin));
+        while (p_ != end_ && *p_ != '"' && *p_ != '\'')
+            ++p_;
+        if (p_ == end_) return false;
+        const char quote = *p_++;
+        const void* close = std::memchr(p_, quote, static_cast<std::size_t>(end_ - p_));
+        if (close == nullptr) return false;
+        const char* const value_end = static_cast<const char*>(close);
+        value = std::string_view(p_, static_cast<std::size_t>(value_end - p_));
+        p_ = value_end + 1;
+        return true;
+    }
+
+private:
+    const char* p_;
+    const char* end_;
+};
+
+// The caller's bytes and pugixml's in-situ copy of them: same offsets, so an element's name
+// pointer into the copy gives the position of its start tag in the original.
+struct parsed_source {
+    std::string_view bytes;
+    const char* copy;
+
+    start_tag_attributes attributes_of(const pugi::xml_node& element) const noexcept
+    {
+        return {bytes, static_cast<std::size_t>(element.name() - copy) - 1};
+    }
+};
+
+// Stores `value` in `slot` unless an earlier attribute of the same name did (first one wins).
+void keep_first(const char*& set, std::string_view& slot, std::string_view value) noexcept
+{
+    if (set == nullptr) {
+        set = value.data();
+        slot = value;
+    }
+}
+
+std::error_code read_point(const parsed_source& src, const pugi::xml_node& point, cot_point& out)
+{
+    std::string_view lat, lon, hae, ce, le;
+    const char *has_lat = nullptr, *has_lon = nullptr, *has_hae = nullptr, *has_ce = nullptr,
+               *has_le = nullptr;
+    start_tag_attributes attributes = src.attributes_of(point);
+    for (std::string_view name, value; attributes.next(name, value);) {
+        if (name == "lat")
+            keep_first(has_lat, lat, value);
+        else if (name == "lon")
+            keep_first(has_lon, lon, value);
+        else if (name == "hae")
+            keep_first(has_hae, hae, value);
+        else if (name == "ce")
+            keep_first(has_ce, ce, value);
+        else if (name == "le")
+            keep_first(has_le, le, value);
+    }
+
+    std::string scratch;
+    if (has_lat == nullptr || has_lon == nullptr ||
+        !parse_number(attribute_text(lat, scratch), out.lat) ||
+        !parse_number(attribute_text(lon, scratch), out.lon))
         return errc::bad_point;
     if (out.lat < -90.0 || out.lat > 90.0 || out.lon < -180.0 || out.lon > 180.0)
         return errc::point_out_of_range;
 
     // Real senders write "nan", "NaN" or nothing for unknown values: they mean "unknown".
-    for (const auto& [text, field] :
-         {std::pair{hae, &out.hae}, std::pair{ce, &out.ce}, std::pair{le, &out.le}}) {
-        if (text != nullptr && !parse_number(text, *field)) *field = cot_point{}.hae;
+    for (const auto& [present, text, field] :
+         {std::tuple{has_hae, hae, &out.hae}, std::tuple{has_ce, ce, &out.ce},
+          std::tuple{has_le, le, &out.le}}) {
+        if (present != nullptr && !parse_number(attribute_text(text, scratch), *field))
+            *field = cot_point{}.hae;
     }
     return {};
 }
 
-void read_detail(const pugi::xml_node& detail, cot_summary& out)
+void read_marti(const parsed_source& src, const pugi::xml_node& marti, cot_summary& out)
+{
+    using kind = cot_destination::kind;
+    for (pugi::xml_node dest = marti.child("dest"); dest; dest = dest.next_sibling("dest")) {
+        // One destination per present attribute, in this order whatever the document's.
+        std::string_view values[4];
+        const char* present[4] = {};
+        start_tag_attributes attributes = src.attributes_of(dest);
+        for (std::string_view name, value; attributes.next(name, value);) {
+            const int index = name == "uid"        ? 0
+                              : name == "callsign" ? 1
+                              : name == "group"    ? 2
+                              : name == "mission"  ? 3
+                                                   : -1;
+            if (index >= 0) keep_first(present[index], values[index], value);
+        }
+        for (const kind by : {kind::uid, kind::callsign, kind::group, kind::mission}) {
+            const auto index = static_cast<std::size_t>(by);
+            if (present[index] == nullptr) continue;
+            cot_destination& dest_out = out.destinations.emplace_back();
+            dest_out.by = by;
+            assign_attribute_value(dest_out.value, values[index]);
+        }
+    }
+}
+
+void read_detail(const parsed_source& src, const pugi::xml_node& detail, cot_summary& out)
 {
     bool have_contact = false;
     bool have_group = false;
+    // Text nodes have an empty name, so the name alone tells the elements wanted.
     for (pugi::xml_node child = detail.first_child(); child; child = child.next_sibling()) {
-        if (child.type() != pugi::node_element) continue;
-        const char first = child.name()[0];
-        if (first != 'c' && first != '_' && first != 'm') continue;
-        if (!have_contact && name_is(child, "contact")) {
+        const char* name = child.name();
+        if (!have_contact && name_equals(name, "contact")) {
             have_contact = true;
-            out.callsign = child.attribute("callsign").value();
-        } else if (!have_group && name_is(child, "__group")) {
-            have_group = true;
-            out.group_name = child.attribute("name").value();
-            out.group_role = child.attribute("role").value();
-        } else if (name_is(child, "marti")) {
-            for (pugi::xml_node dest = child.child("dest"); dest;
-                 dest = dest.next_sibling("dest")) {
-                using kind = cot_destination::kind;
-                for (const auto& [attr, by] :
-                     {std::pair{"uid", kind::uid}, std::pair{"callsign", kind::callsign},
-                      std::pair{"group", kind::group}, std::pair{"mission", kind::mission}}) {
-                    const pugi::xml_attribute a = dest.attribute(attr);
-                    if (a) out.destinations.push_back(cot_destination{by, a.value()});
+            start_tag_attributes attributes = src.attributes_of(child);
+            for (std::string_view n, value; attributes.next(n, value);) {
+                if (n == "callsign") {
+                    assign_attribute_value(out.callsign, value);
+                    break;
                 }
             }
+        } else if (!have_group && name_equals(name, "__group")) {
+            have_group = true;
+            const char *has_name = nullptr, *has_role = nullptr;
+            std::string_view group_name, group_role;
+            start_tag_attributes attributes = src.attributes_of(child);
+            for (std::string_view n, value; attributes.next(n, value);) {
+                if (n == "name")
+                    keep_first(has_name, group_name, value);
+                else if (n == "role")
+                    keep_first(has_role, group_role, value);
+            }
+            assign_attribute_value(out.group_name, group_name);
+            assign_attribute_value(out.group_role, group_role);
+        } else if (name_equals(name, "marti")) {
+            read_marti(src, child, out);
         }
     }
 }
@@ -513,48 +712,42 @@ bool locate_detail(std::string_view s, const char* base, const pugi::xml_node& d
 }
 
 // The event's own attributes, in one pass (first occurrence wins).
-std::error_code read_event_attributes(const pugi::xml_node& event, cot_summary& out)
+std::error_code read_event_attributes(const parsed_source& src, const pugi::xml_node& event,
+                                      cot_summary& out)
 {
-    const char* uid = nullptr;
-    const char* type = nullptr;
-    const char* how = nullptr;
-    const char* time = nullptr;
-    const char* start = nullptr;
-    const char* stale = nullptr;
-    for (pugi::xml_attribute a = event.first_attribute(); a; a = a.next_attribute()) {
-        const char* n = a.name();
-        const char** slot = nullptr;
-        switch (n[0]) {
-            case 'u':
-                slot = std::strcmp(n, "uid") == 0 ? &uid : nullptr;
-                break;
-            case 't':
-                slot = std::strcmp(n, "type") == 0   ? &type
-                       : std::strcmp(n, "time") == 0 ? &time
-                                                     : nullptr;
-                break;
-            case 'h':
-                slot = std::strcmp(n, "how") == 0 ? &how : nullptr;
-                break;
-            case 's':
-                slot = std::strcmp(n, "start") == 0   ? &start
-                       : std::strcmp(n, "stale") == 0 ? &stale
-                                                      : nullptr;
-                break;
-            default:
-                break;
-        }
-        if (slot != nullptr && *slot == nullptr) *slot = a.value();
+    std::string_view uid, type, how, time, start, stale;
+    const char *has_uid = nullptr, *has_type = nullptr, *has_how = nullptr, *has_time = nullptr,
+               *has_start = nullptr, *has_stale = nullptr;
+    start_tag_attributes attributes = src.attributes_of(event);
+    for (std::string_view name, value; attributes.next(name, value);) {
+        if (name == "uid")
+            keep_first(has_uid, uid, value);
+        else if (name == "type")
+            keep_first(has_type, type, value);
+        else if (name == "how")
+            keep_first(has_how, how, value);
+        else if (name == "time")
+            keep_first(has_time, time, value);
+        else if (name == "start")
+            keep_first(has_start, start, value);
+        else if (name == "stale")
+            keep_first(has_stale, stale, value);
     }
 
-    if (uid == nullptr || *uid == '\0') return errc::missing_uid;
-    if (type == nullptr || *type == '\0') return errc::missing_type;
-    out.uid = uid;
-    out.type = type;
-    if (how != nullptr) out.how = how;
-    if (time == nullptr || !parse_cot_time(time, out.time)) return errc::bad_time;
-    if (start == nullptr || !parse_cot_time(start, out.start)) return errc::bad_time;
-    if (stale == nullptr || !parse_cot_time(stale, out.stale)) return errc::bad_time;
+    if (uid.empty()) return errc::missing_uid;
+    if (type.empty()) return errc::missing_type;
+    assign_attribute_value(out.uid, uid);
+    assign_attribute_value(out.type, type);
+    assign_attribute_value(out.how, how);
+    if (has_time == nullptr || has_start == nullptr || has_stale == nullptr) return errc::bad_time;
+    std::string scratch;
+    if (!parse_cot_time(attribute_text(time, scratch), out.time)) return errc::bad_time;
+    // Senders usually write `start` as a copy of `time`: same text, same instant.
+    if (start == time)
+        out.start = out.time;
+    else if (!parse_cot_time(attribute_text(start, scratch), out.start))
+        return errc::bad_time;
+    if (!parse_cot_time(attribute_text(stale, scratch), out.stale)) return errc::bad_time;
     out.control = classify_control(out.type);
     return {};
 }
@@ -576,8 +769,9 @@ std::error_code parse_cot(std::string_view event_bytes, cot_summary& out,
     // kept so that they can be refused; pugixml never expands entities it does not know.
     scratch& sc = thread_scratch();
     sc.buffer.assign(event_bytes);
-    constexpr unsigned options =
-        pugi::parse_escapes | pugi::parse_wconv_attribute | pugi::parse_doctype;
+    // parse_minimal: values stay as written (the few the summary keeps are decoded by
+    // assign_attribute_value), which saves pugixml a pass over every value in the event.
+    constexpr unsigned options = pugi::parse_minimal | pugi::parse_doctype;
     const pugi::xml_parse_result result = sc.doc.load_buffer_inplace(
         sc.buffer.data(), sc.buffer.size(), options, pugi::encoding_utf8);
     if (!result)
@@ -622,24 +816,28 @@ std::error_code parse_cot(std::string_view event_bytes, cot_summary& out,
     out.control = cot_control::none;
     out.detail_offset = 0;
     out.detail_size = 0;
-    if (auto ec = read_event_attributes(event, out)) return ec;
+    const parsed_source src{event_bytes, sc.buffer.data()};
+    if (auto ec = read_event_attributes(src, event, out)) return ec;
 
-    pugi::xml_node point;
+    // The first <point> and the first <detail> (text nodes have an empty name).
     pugi::xml_node detail;
+    bool have_point = false;
+    bool have_detail = false;
     for (pugi::xml_node child = event.first_child(); child; child = child.next_sibling()) {
-        if (child.type() != pugi::node_element) continue;
-        if (!point && name_is(child, "point")) {
-            point = child;
+        const char* name = child.name();
+        if (!have_point && name_equals(name, "point")) {
+            have_point = true;
             cot_point p;
-            if (auto ec = read_point(child, p)) return ec;
+            if (auto ec = read_point(src, child, p)) return ec;
             out.point = p;
-        } else if (!detail && name_is(child, "detail")) {
+        } else if (!have_detail && name_equals(name, "detail")) {
+            have_detail = true;
             detail = child;
-            read_detail(child, out);
+            read_detail(src, child, out);
         }
     }
 
-    if (detail) {
+    if (have_detail) {
         std::size_t begin = 0, end = 0;
         if (!prescanned && !locate_detail(event_bytes, sc.buffer.data(), detail, begin, end)) {
             pre = prescan(event_bytes, params);

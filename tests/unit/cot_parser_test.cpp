@@ -189,6 +189,48 @@ TEST(CotParser, SingleAndDoubleQuotesAndSpacesAroundEquals)
     EXPECT_EQ(s.callsign, "WOLF");
 }
 
+TEST(CotParser, ReadsAttributeValuesAsAnXmlProcessorDoes)
+{
+    // References decoded, tab / LF / CR / CR LF each one space, nonsense references kept.
+    cot_summary s;
+    ASSERT_FALSE(
+        parse_cot("<event uid='a&amp;b&#x9;c&#65;&#x1F985;' type='a\tb\r\nc\nd\re' "
+                  "how='&bogus;&#0;&#xD800;&#;' " +
+                      times +
+                      "><point lat='&#52;7.5' lon=' -1.25 ' hae='1&#0;0'/><detail>"
+                      "<nested><contact callsign='WRONG'/></nested>"
+                      "<contact callsign='&quot;OWL&apos; &lt;1&gt;'/>"
+                      "<__group name='Dark&#10;Blue' role='Team\tLead'/>"
+                      "<marti><dest callsign='A&amp;B' uid='u1'/></marti></detail></event>",
+                  s));
+    EXPECT_EQ(s.uid, "a&b\tcA\xF0\x9F\xA6\x85");
+    EXPECT_EQ(s.type, "a b c d e");
+    EXPECT_EQ(s.how, "&bogus;&#0;&#xD800;&#;");
+    ASSERT_TRUE(s.point);
+    EXPECT_DOUBLE_EQ(s.point->lat, 47.5);
+    EXPECT_DOUBLE_EQ(s.point->lon, -1.25);
+    EXPECT_DOUBLE_EQ(s.point->hae, 9999999.0);  // "1&#0;0" is not a number: unknown
+    EXPECT_EQ(s.callsign, "\"OWL' <1>");        // the nested contact is not detail's own
+    EXPECT_EQ(s.group_name, "Dark\nBlue");
+    EXPECT_EQ(s.group_role, "Team Lead");
+    const std::vector<cot_destination> dests = {{cot_destination::kind::uid, "u1"},
+                                                {cot_destination::kind::callsign, "A&B"}};
+    EXPECT_EQ(s.destinations, dests);
+}
+
+TEST(CotParser, FirstOfARepeatedAttributeWins)
+{
+    // pugixml does not refuse a repeated attribute (a well-formedness error in XML 1.0); the
+    // summary takes the first one.
+    cot_summary s;
+    ASSERT_FALSE(parse_cot("<event uid='first' uid='second' type='t' " + times +
+                               "><point lat='1' lon='2' lat='3'/></event>",
+                           s));
+    EXPECT_EQ(s.uid, "first");
+    ASSERT_TRUE(s.point);
+    EXPECT_DOUBLE_EQ(s.point->lat, 1.0);
+}
+
 // The same event with its time written six ways.
 class CotTimeForms : public ::testing::TestWithParam<std::pair<const char*, long long>> {};
 

@@ -27,9 +27,12 @@
 //   `nan`, `NaN` or an empty value) are read as 9999999 too.
 // - Times: 0 to 9 fraction digits (truncated to microseconds), no zone designator (read as
 //   UTC), surrounding whitespace. Numbers: surrounding whitespace and a leading `+`.
-// - Entities and character references are decoded in the summary's strings; CDATA, comments,
-//   processing instructions, text and unknown elements anywhere (the detail is kept byte for
-//   byte in the message, see cot_summary::detail_offset).
+// - Attribute values the summary keeps are read as an XML processor reads them: the predefined
+//   entities and character references are replaced, and a tab, CR, LF or CR LF becomes one
+//   space. A reference that does not stand for a character XML allows (`&#0;`, a surrogate,
+//   an unknown `&name;`) is kept as written.
+// - CDATA, comments, processing instructions, text and unknown elements anywhere (the detail
+//   is kept byte for byte in the message, see cot_summary::detail_offset).
 // - Any Unicode in attribute values and text; bytes are never re-encoded.
 //
 // Summary fields read from <detail>: the first `contact@callsign`, the first
