@@ -11,7 +11,8 @@
 // - Throughput: 600-byte events over loopback to a sink that reads and discards. "bare" is an
 //   Asio coroutine writing the same events in gathered writes of 64; "pool" pushes them through
 //   connection_pool::send_to and the link's writer. Inbound: a source writes events as fast as
-//   it can; "bare" reads and discards, "pool" frames, parses and delivers each event.
+//   it can; "bare" reads and discards, "bare framed parsed" also frames and parses each event
+//   in the reading thread, "pool" frames, parses and delivers each event through a link.
 // - Round trip: the link sends an event, the mock server echoes it, the link delivers it; the
 //   inbound handler sends the next one. One message in flight per link; p50/p99 reported.
 #include <benchmark/benchmark.h>
@@ -39,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "omnitak/pool/framer.hpp"
 #include "omnitak/pool/parser.hpp"
 #include "omnitak/pool/pool.hpp"
 #include "omnitak/pool/testing/mock_tak_server.hpp"
@@ -440,6 +442,48 @@ BENCHMARK(BM_InboundBareAsio)
     ->ReportAggregatesOnly(true)
     ->Unit(benchmark::kMillisecond);
 
+// The same read loop, plus the work every inbound event needs whoever does it: framing, and
+// parsing into a message (make_message). The pool's inbound figure divided by this one is the
+// cost of the link itself (strand, stats, health, delivery), apart from the CoT work.
+void BM_InboundBareAsioFramedParsed(benchmark::State& state)
+{
+    const auto chunk = inbound_chunk();
+    const std::uint64_t total_events = inbound_chunks * events_per_chunk;
+    for (auto _ : state) {
+        source_server source(chunk, inbound_chunks);
+        asio::io_context io;
+        asio::ip::tcp::socket socket(io);
+        socket.connect({asio::ip::make_address("127.0.0.1"), source.port()});
+        const auto start = std::chrono::steady_clock::now();
+        std::vector<char> buffer(64 * 1024);
+        stream_framer framer;
+        std::uint64_t events = 0;
+        while (events < total_events) {
+            const std::size_t n = socket.read_some(asio::buffer(buffer));
+            framer.feed(std::string_view(buffer.data(), n));
+            for (frame_result r = framer.next(); r.what != frame_result::kind::need_more;
+                 r = framer.next()) {
+                if (r.what != frame_result::kind::event) continue;
+                std::error_code ec;
+                message_ptr m = make_message(std::string(r.event), ec);
+                benchmark::DoNotOptimize(m);
+                ++events;
+            }
+        }
+        state.SetIterationTime(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    state.SetBytesProcessed(
+        static_cast<std::int64_t>(state.iterations() * inbound_chunks * chunk.size()));
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * total_events));
+}
+BENCHMARK(BM_InboundBareAsioFramedParsed)
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true)
+    ->Unit(benchmark::kMillisecond);
+
 void BM_InboundPool(benchmark::State& state)
 {
     const auto chunk = inbound_chunk();
@@ -499,7 +543,7 @@ void BM_RoundTrip(benchmark::State& state)
         std::atomic<std::size_t> finished{0};
 
         pool_params p;
-        p.threads = 2;
+        p.threads = static_cast<std::size_t>(state.range(1));
         p.max_links = links;
         p.on_inbound = [&](message_ptr m) {
             const link_id id = m->origin();
@@ -542,9 +586,15 @@ void BM_RoundTrip(benchmark::State& state)
         state.counters["round_trips"] = static_cast<double>(all.size());
     }
 }
+// Arguments: links, pool threads. With 2 pool threads and the mock server's own thread on a
+// 2-core machine, three busy threads share two cores and the scheduler's time slices show up
+// in the tail; 1 pool thread leaves one core to each side, as a bare C client/server pair has.
 BENCHMARK(BM_RoundTrip)
-    ->Arg(1)
-    ->Arg(100)
+    ->ArgNames({"links", "threads"})
+    ->Args({1, 1})
+    ->Args({1, 2})
+    ->Args({100, 1})
+    ->Args({100, 2})
     ->Iterations(1)
     ->Repetitions(3)
     ->Unit(benchmark::kMillisecond);

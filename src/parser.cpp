@@ -546,39 +546,34 @@ void read_marti(const parsed_source& src, const pugi::xml_node& marti, cot_summa
     }
 }
 
+// xml_node::child(name) walks the children inside pugixml, which costs less than a library
+// call per child and step from here.
 void read_detail(const parsed_source& src, const pugi::xml_node& detail, cot_summary& out)
 {
-    bool have_contact = false;
-    bool have_group = false;
-    // Text nodes have an empty name, so the name alone tells the elements wanted.
-    for (pugi::xml_node child = detail.first_child(); child; child = child.next_sibling()) {
-        const char* name = child.name();
-        if (!have_contact && name_equals(name, "contact")) {
-            have_contact = true;
-            start_tag_attributes attributes = src.attributes_of(child);
-            for (std::string_view n, value; attributes.next(n, value);) {
-                if (n == "callsign") {
-                    assign_attribute_value(out.callsign, value);
-                    break;
-                }
+    if (const pugi::xml_node contact = detail.child("contact")) {
+        start_tag_attributes attributes = src.attributes_of(contact);
+        for (std::string_view name, value; attributes.next(name, value);) {
+            if (name == "callsign") {
+                assign_attribute_value(out.callsign, value);
+                break;
             }
-        } else if (!have_group && name_equals(name, "__group")) {
-            have_group = true;
-            const char *has_name = nullptr, *has_role = nullptr;
-            std::string_view group_name, group_role;
-            start_tag_attributes attributes = src.attributes_of(child);
-            for (std::string_view n, value; attributes.next(n, value);) {
-                if (n == "name")
-                    keep_first(has_name, group_name, value);
-                else if (n == "role")
-                    keep_first(has_role, group_role, value);
-            }
-            assign_attribute_value(out.group_name, group_name);
-            assign_attribute_value(out.group_role, group_role);
-        } else if (name_equals(name, "marti")) {
-            read_marti(src, child, out);
         }
     }
+    if (const pugi::xml_node group = detail.child("__group")) {
+        const char *has_name = nullptr, *has_role = nullptr;
+        std::string_view group_name, group_role;
+        start_tag_attributes attributes = src.attributes_of(group);
+        for (std::string_view name, value; attributes.next(name, value);) {
+            if (name == "name")
+                keep_first(has_name, group_name, value);
+            else if (name == "role")
+                keep_first(has_role, group_role, value);
+        }
+        assign_attribute_value(out.group_name, group_name);
+        assign_attribute_value(out.group_role, group_role);
+    }
+    for (pugi::xml_node marti = detail.child("marti"); marti; marti = marti.next_sibling("marti"))
+        read_marti(src, marti, out);
 }
 
 // Per-thread scratch: the in-situ copy and the document (its memory pages are reused).
@@ -819,23 +814,15 @@ std::error_code parse_cot(std::string_view event_bytes, cot_summary& out,
     const parsed_source src{event_bytes, sc.buffer.data()};
     if (auto ec = read_event_attributes(src, event, out)) return ec;
 
-    // The first <point> and the first <detail> (text nodes have an empty name).
-    pugi::xml_node detail;
-    bool have_point = false;
-    bool have_detail = false;
-    for (pugi::xml_node child = event.first_child(); child; child = child.next_sibling()) {
-        const char* name = child.name();
-        if (!have_point && name_equals(name, "point")) {
-            have_point = true;
-            cot_point p;
-            if (auto ec = read_point(src, child, p)) return ec;
-            out.point = p;
-        } else if (!have_detail && name_equals(name, "detail")) {
-            have_detail = true;
-            detail = child;
-            read_detail(src, child, out);
-        }
+    // The first <point> and the first <detail>.
+    if (const pugi::xml_node point = event.child("point")) {
+        cot_point p;
+        if (auto ec = read_point(src, point, p)) return ec;
+        out.point = p;
     }
+    const pugi::xml_node detail = event.child("detail");
+    const bool have_detail = !detail.empty();
+    if (have_detail) read_detail(src, detail, out);
 
     if (have_detail) {
         std::size_t begin = 0, end = 0;
