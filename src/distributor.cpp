@@ -498,6 +498,9 @@ struct distributor::impl : std::enable_shared_from_this<impl> {
         std::atomic<std::uint64_t> deliveries{0};
         std::atomic<std::uint64_t> dropped{0};
         std::atomic<std::uint64_t> batches{0};
+        std::array<std::atomic<std::uint64_t>, distributor_batch_size_bounds.size() + 1>
+            batch_buckets{};
+        std::atomic<std::uint64_t> batched_messages{0};
         std::array<std::atomic<std::uint64_t>, distributor_latency_bounds_us.size() + 1> buckets{};
         std::atomic<std::uint64_t> latency_sum_ns{0};
     } stats;
@@ -565,6 +568,16 @@ struct distributor::impl : std::enable_shared_from_this<impl> {
             .fetch_add(1, std::memory_order_relaxed);
         stats.latency_sum_ns.fetch_add(ns, std::memory_order_relaxed);
         stats.routed.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void record_batch(std::size_t n)
+    {
+        const auto it = std::lower_bound(distributor_batch_size_bounds.begin(),
+                                         distributor_batch_size_bounds.end(), n);
+        stats.batch_buckets[static_cast<std::size_t>(it - distributor_batch_size_bounds.begin())]
+            .fetch_add(1, std::memory_order_relaxed);
+        stats.batched_messages.fetch_add(n, std::memory_order_relaxed);
+        stats.batches.fetch_add(1, std::memory_order_relaxed);
     }
 
     void delivered(const route& r)
@@ -682,7 +695,7 @@ struct distributor::impl : std::enable_shared_from_this<impl> {
                 }
             }
 
-            self->stats.batches.fetch_add(1, std::memory_order_relaxed);
+            self->record_batch(n);
             const auto t = self->table();
             for (std::size_t i = 0; i < n; ++i) {
                 if (self->params.strategy == backpressure::drop) {
@@ -840,6 +853,10 @@ distributor_stats distributor::stats() const
     out.deliveries = s.deliveries.load(std::memory_order_relaxed);
     out.dropped = s.dropped.load(std::memory_order_relaxed);
     out.batches = s.batches.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < out.batch_size_buckets.size(); ++i) {
+        out.batch_size_buckets[i] = s.batch_buckets[i].load(std::memory_order_relaxed);
+    }
+    out.batched_messages = s.batched_messages.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < out.latency_buckets.size(); ++i) {
         out.latency_buckets[i] = s.buckets[i].load(std::memory_order_relaxed);
         out.latency_count += out.latency_buckets[i];

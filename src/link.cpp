@@ -195,6 +195,10 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     health_tracker health;
     backoff_schedule backoff;
     std::optional<stream_framer> framer;
+    // framer->stats().bytes_skipped already added to framer_bytes_skipped. The framer is
+    // recycled between reads and replaced on every session; what it skipped is added as it
+    // grows so that recycling it never loses a byte.
+    std::uint64_t framer_skipped_counted = 0;
 
     phase current = phase::idle;
     std::uint64_t deadline_gen = 0;  // invalidates deadline_timer handlers from earlier uses
@@ -218,7 +222,8 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     std::atomic<std::uint64_t> messages_sent{0}, bytes_sent{0}, messages_received{0},
         bytes_received{0}, pongs_received{0}, pings_sent{0}, errors{0}, parse_errors{0},
         framing_problems{0}, last_error{0}, connect_attempts{0}, sessions{0}, reconnects{0},
-        dropped_unsent{0}, messages_writing{0};
+        dropped_unsent{0}, messages_writing{0}, framer_bytes_skipped{0};
+    std::array<std::atomic<std::uint64_t>, parse_error_reason_count> parse_errors_by_reason{};
     std::atomic<std::uint32_t> attempts_in_flight{0}, max_attempts_in_flight{0};
     std::atomic<std::int64_t> connected_since{0};  // system_clock ticks; 0 = not connected
 
@@ -248,6 +253,11 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         } catch (...) {
             log(log_level::error, [] { return std::string("on_state_change threw"); });
         }
+    }
+
+    void count_rejection(const std::error_code& reason)
+    {
+        parse_errors_by_reason[parse_error_index(reason)].fetch_add(1, std::memory_order_relaxed);
     }
 
     void record_error(const std::error_code& ec)
@@ -485,7 +495,7 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         got_first_byte = false;
         session_error = {};
         session_start = clock_type::now();
-        framer.reset();
+        drop_framer();
         connected_since.store(std::chrono::system_clock::now().time_since_epoch().count(),
                               std::memory_order_relaxed);
         if (sessions.fetch_add(1, std::memory_order_relaxed) > 0) {
@@ -520,6 +530,10 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
             co_await wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         }
 
+        // Whatever the framer still holds belongs to this session's stream, which has ended
+        // (after EOF end_of_stream() has already done this, and it finds nothing left).
+        finish_framer();
+        drop_framer();
         health.on_disconnected();
         control_pending.clear();
         control_pending.shrink_to_fit();
@@ -558,7 +572,7 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
 
         queue->close();
         dropped_unsent.fetch_add(queue->drain(), std::memory_order_relaxed);
-        framer.reset();
+        drop_framer();
         set_state(link_state::closed);
         log(log_level::info, [] { return std::string("closed"); });
         if (callbacks.on_finished) {
@@ -624,9 +638,12 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     {
         for (;;) {
             const frame_result r = framer->next();
+            // Before the result is acted on, so that whoever sees an event or a problem
+            // counted also sees the bytes skipped before it.
+            count_skipped_bytes();
             if (r.what == frame_result::kind::need_more) return;
             if (r.what == frame_result::kind::problem) {
-                framing_problems.fetch_add(1, std::memory_order_relaxed);
+                on_framing_problem(r.problem);
                 log(log_level::info, [&] {
                     return "framing: " + r.problem.code.message() + " (" +
                            std::to_string(r.problem.length) + " bytes)";
@@ -643,6 +660,7 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         message_ptr message = make_message(std::move(event), ec, params.id, settings.parsing);
         if (!message) {
             parse_errors.fetch_add(1, std::memory_order_relaxed);
+            count_rejection(ec);
             log(log_level::info, [&] { return "unparsable event skipped: " + ec.message(); });
             return;
         }
@@ -664,31 +682,70 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         }
     }
 
+    // Junk runs are counted as framing problems only (their bytes are in
+    // framer_bytes_skipped); problems with an event are event rejections too.
+    void on_framing_problem(const framer_problem& problem)
+    {
+        framing_problems.fetch_add(1, std::memory_order_relaxed);
+        if (problem.code != errc::bytes_skipped) count_rejection(problem.code);
+    }
+
     // EOF: whatever the framer still holds is reported; a cut-off event makes the reason
     // stream_truncated instead of peer_closed, so the stats say what happened.
     std::error_code end_of_stream()
     {
-        if (!framer) return make_error_code(errc::peer_closed);
+        const bool truncated = finish_framer();
+        return make_error_code(truncated ? errc::stream_truncated : errc::peer_closed);
+    }
+
+    // Ends the framer's stream: what it holds is reported (events delivered, problems
+    // counted) and its skipped bytes are counted. True when an event was cut off.
+    bool finish_framer()
+    {
+        if (!framer) return false;
         framer->finish();
         bool truncated = false;
         for (;;) {
             const frame_result r = framer->next();
+            // Before the result is acted on, so that whoever sees an event or a problem
+            // counted also sees the bytes skipped before it.
+            count_skipped_bytes();
             if (r.what == frame_result::kind::need_more) break;
             if (r.what == frame_result::kind::event) {
                 deliver(std::string(r.event));
                 continue;
             }
-            framing_problems.fetch_add(1, std::memory_order_relaxed);
+            on_framing_problem(r.problem);
             if (r.problem.code == errc::stream_truncated) truncated = true;
         }
-        return make_error_code(truncated ? errc::stream_truncated : errc::peer_closed);
+        return truncated;
     }
 
-    // An idle session keeps no framer (and so no framer buffer) unless an event is half in.
+    void count_skipped_bytes()
+    {
+        if (!framer) return;
+        const std::uint64_t skipped = framer->stats().bytes_skipped;
+        if (skipped > framer_skipped_counted) {
+            framer_bytes_skipped.fetch_add(skipped - framer_skipped_counted,
+                                           std::memory_order_relaxed);
+            framer_skipped_counted = skipped;
+        }
+    }
+
+    // The only way the framer goes away: its skipped bytes are counted first.
+    void drop_framer()
+    {
+        count_skipped_bytes();
+        framer.reset();
+        framer_skipped_counted = 0;
+    }
+
+    // An idle session keeps no framer (and so no framer buffer) unless something is half in:
+    // an event, a construct, a junk run not yet reported or an oversized event being skipped.
     void recycle_framer_if_idle()
     {
-        if (!framer || framer->buffered() != 0) return;
-        framer.reset();
+        if (!framer || !framer->idle()) return;
+        drop_framer();
     }
 
     // --- writer
@@ -825,6 +882,10 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         s.errors = errors.load(std::memory_order_relaxed);
         s.parse_errors = parse_errors.load(std::memory_order_relaxed);
         s.framing_problems = framing_problems.load(std::memory_order_relaxed);
+        s.framer_bytes_skipped = framer_bytes_skipped.load(std::memory_order_relaxed);
+        for (std::size_t i = 0; i < parse_error_reason_count; ++i) {
+            s.parse_errors_by_reason[i] = parse_errors_by_reason[i].load(std::memory_order_relaxed);
+        }
         s.last_error = decode_error(last_error.load(std::memory_order_relaxed));
         s.connect_attempts = connect_attempts.load(std::memory_order_relaxed);
         s.sessions = sessions.load(std::memory_order_relaxed);

@@ -21,12 +21,6 @@ namespace {
 constexpr std::array<std::string_view, link_state_label_count> link_state_names{
     "connecting", "connected", "backing_off", "closed"};
 
-std::size_t parse_reason_index(errc code) noexcept
-{
-    const auto* found = std::find(metrics_parse_reasons.begin(), metrics_parse_reasons.end(), code);
-    return static_cast<std::size_t>(found - metrics_parse_reasons.begin());
-}
-
 // A component's histogram is exported as given, after making sure it is one Prometheus
 // accepts: sizes agree and buckets are cumulative. Anything else would make the whole scrape
 // unreadable, so a malformed snapshot is repaired rather than passed through.
@@ -73,7 +67,7 @@ prometheus::MetricFamily histogram_family(std::string name, std::string help,
 
 void metrics_snapshot::add_parse_errors(errc code, std::uint64_t n) noexcept
 {
-    parse_errors[parse_reason_index(code)] += n;
+    parse_errors[parse_error_index(make_error_code(code))] += n;
 }
 
 std::string_view to_string(link_state_label state) noexcept
@@ -188,10 +182,8 @@ void metrics_registry::build_families()
                       .Help("Inbound CoT events rejected, by reason")
                       .Register(reg);
     for (std::size_t i = 0; i < metrics_parse_reason_count; ++i) {
-        const std::string reason = i < metrics_parse_reasons.size()
-                                       ? std::string(to_string(metrics_parse_reasons[i]))
-                                       : std::string("unknown");
-        parse_errors_[i].counter = &parse.Add({{"reason", reason}});
+        parse_errors_[i].counter =
+            &parse.Add({{"reason", std::string(parse_error_reason_name(i))}});
     }
 }
 

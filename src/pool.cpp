@@ -356,6 +356,10 @@ pool_stats connection_pool::stats() const
         s.errors += ls.errors;
         s.parse_errors += ls.parse_errors;
         s.framing_problems += ls.framing_problems;
+        s.framer_bytes_skipped += ls.framer_bytes_skipped;
+        for (std::size_t i = 0; i < parse_error_reason_count; ++i) {
+            s.parse_errors_by_reason[i] += ls.parse_errors_by_reason[i];
+        }
         s.reconnects += ls.reconnects;
         s.drops += ls.drops;
         s.queue_depth += ls.queue_depth;

@@ -60,6 +60,21 @@ histogram_snapshot latency_histogram(const distributor_stats& d)
     return h;
 }
 
+// One observation per batch the workers took from the intake, with the distributor's bounds.
+histogram_snapshot batch_size_histogram(const distributor_stats& d)
+{
+    histogram_snapshot h;
+    std::uint64_t running = 0;
+    for (std::size_t i = 0; i < distributor_batch_size_bounds.size(); ++i) {
+        running += d.batch_size_buckets[i];
+        h.upper_bounds.push_back(static_cast<double>(distributor_batch_size_bounds[i]));
+        h.cumulative_counts.push_back(running);
+    }
+    h.count = running + d.batch_size_buckets.back();
+    h.sum = static_cast<double>(d.batched_messages);
+    return h;
+}
+
 }  // namespace
 
 system_params system_params::high_throughput()
@@ -223,18 +238,17 @@ void system::impl::fill_metrics(metrics_snapshot& s) const
     s.add_links(link_state_label::backing_off, p.links_backing_off);
     s.add_links(link_state_label::closed, p.links_closed);
     s.open_breakers += p.breakers_open;
-    // Links count parse errors and framing problems but not their reasons or the bytes
-    // skipped, so parse errors are exported under reason "unknown".
-    s.add_parse_errors(errc{}, p.parse_errors);
+    static_assert(metrics_parse_reason_count == parse_error_reason_count);
+    for (std::size_t i = 0; i < parse_error_reason_count; ++i) {
+        s.parse_errors[i] += p.parse_errors_by_reason[i];
+    }
     s.framing_problems += p.framing_problems;
+    s.framer_bytes_skipped += p.framer_bytes_skipped;
     s.outbound_queue_depth += p.queue_depth;
 
     const distributor_stats d = router.stats();
     s.distributor_latency_seconds = latency_histogram(d);
-    // The distributor counts batches and the messages in them, not a distribution of batch
-    // sizes: exported as a histogram with the +Inf bucket only (count and sum are exact).
-    s.distributor_batch_size.count = d.batches;
-    s.distributor_batch_size.sum = static_cast<double>(d.routed);
+    s.distributor_batch_size = batch_size_histogram(d);
     s.distributor_dropped += d.dropped + d.intake_dropped;
 
     const aggregator_stats a = dedup.stats();

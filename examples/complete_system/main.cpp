@@ -11,17 +11,25 @@
 //   complete-system [--links N] [--servers N] [--duration S] [--rate R] [--metrics ADDR]
 //                   [--replay PATH] [--server tcp://HOST:PORT ...]
 //
+// Ctrl-C (SIGINT) or SIGTERM during the run stops the traffic, shuts the gateway down within
+// its timeout and still prints the report; a second signal exits at once, without a report.
+//
 // Exit codes: 0 success; 1 runtime failure (no server reachable, unreadable --replay);
-// 2 bad options (including a --metrics address that cannot be served). When the default
-// metrics address is taken the run goes on without /metrics and says so.
+// 2 bad options (including a --metrics address that cannot be served); 128 + the signal
+// number when interrupted (130 for SIGINT, 143 for SIGTERM), after the report. When the
+// default metrics address is taken the run goes on without /metrics and says so.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -172,7 +180,68 @@ struct replay_event {
     std::string key;
 };
 
-int run(const options& opt)
+// Watches for SIGINT and SIGTERM from construction to destruction. The signals are taken by
+// an asio::signal_set, so the handler below runs as an ordinary completion on a thread of its
+// own, not in signal context: it may print and exit. The run polls raised().
+class interrupt_watch {
+public:
+    interrupt_watch() : signals_(io_, SIGINT, SIGTERM)
+    {
+        arm();
+        thread_ = std::thread([this] { io_.run(); });
+    }
+
+    ~interrupt_watch()
+    {
+        io_.stop();
+        thread_.join();
+    }
+
+    interrupt_watch(const interrupt_watch&) = delete;
+    interrupt_watch& operator=(const interrupt_watch&) = delete;
+
+    /// The first signal received, 0 when none.
+    int signal() const noexcept { return signal_.load(std::memory_order_acquire); }
+    bool raised() const noexcept { return signal() != 0; }
+
+private:
+    void arm()
+    {
+        signals_.async_wait([this](std::error_code ec, int number) {
+            if (ec) return;
+            int none = 0;
+            if (!signal_.compare_exchange_strong(none, number)) {
+                // The operator insists: no report, no clean shutdown.
+                std::fprintf(stderr, "complete-system: %s again: exiting now\n", name(number));
+                std::fflush(stdout);
+                std::_Exit(128 + signal());
+            }
+            std::fprintf(stderr,
+                         "complete-system: %s: stopping the traffic and shutting down (send it "
+                         "again to exit at once)\n",
+                         name(number));
+            arm();
+        });
+    }
+
+    static const char* name(int number) noexcept { return number == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+    asio::io_context io_;
+    asio::signal_set signals_;
+    std::atomic<int> signal_{0};
+    std::thread thread_;
+};
+
+// Sleeps up to `d`, waking early when a signal has been raised.
+void nap(std::chrono::milliseconds d, const interrupt_watch& interrupts)
+{
+    const auto until = steady::now() + d;
+    while (!interrupts.raised() && steady::now() < until) {
+        std::this_thread::sleep_for(std::min<steady::duration>(until - steady::now(), 10ms));
+    }
+}
+
+int run(const options& opt, const interrupt_watch& interrupts)
 {
     // --- servers ------------------------------------------------------------------------
     std::vector<endpoint> endpoints;
@@ -282,7 +351,7 @@ int run(const options& opt)
 
     const auto rss_before_links = ex::resident_memory_bytes();
     const auto connect_start = steady::now();
-    for (std::size_t i = 0; i < opt.links; ++i) {
+    for (std::size_t i = 0; i < opt.links && !interrupts.raised(); ++i) {
         const auto& e = endpoints[i % endpoints.size()];
         omnitak::system_link l;
         l.endpoint.id = i + 1;
@@ -299,7 +368,8 @@ int run(const options& opt)
 
     // Wait for the links to come up (a mock answers at once; a real server may take longer).
     const auto connect_deadline = connect_start + (use_mocks ? 10s : 5s);
-    while (gateway->stats().pool.links_connected < opt.links && steady::now() < connect_deadline) {
+    while (gateway->stats().pool.links_connected < opt.links && steady::now() < connect_deadline &&
+           !interrupts.raised()) {
         std::this_thread::sleep_for(10ms);
     }
     const auto connected = gateway->stats().pool.links_connected;
@@ -328,7 +398,8 @@ int run(const options& opt)
                          last ? last.message().c_str() : "no connection within the wait");
         }
     }
-    if (reachable == 0) {
+    // Interrupted while connecting: nothing was reachable *yet*; the report still follows.
+    if (reachable == 0 && !interrupts.raised()) {
         gateway->shutdown(1s);
         return 1;
     }
@@ -350,7 +421,8 @@ int run(const options& opt)
     // A link counts as connected once its connect completes; the mock server registers the
     // session a moment later. Traffic injected before that would find no session to use.
     const auto sessions_deadline = steady::now() + 5s;
-    while (use_mocks && refresh_sessions() < connected && steady::now() < sessions_deadline) {
+    while (use_mocks && refresh_sessions() < connected && steady::now() < sessions_deadline &&
+           !interrupts.raised()) {
         std::this_thread::sleep_for(10ms);
     }
 
@@ -362,17 +434,22 @@ int run(const options& opt)
         std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(opt.duration_s));
     const auto start = steady::now();
     auto next_progress = start + 1s;
+    auto traffic_time = duration;
 
     for (;;) {
         const auto now = steady::now();
         if (now - start >= duration) break;
+        if (interrupts.raised()) {
+            traffic_time = now - start;
+            break;
+        }
 
         // Catch up with the schedule: rate events per second since the start.
         const double elapsed = std::chrono::duration<double>(now - start).count();
         const auto due = static_cast<std::uint64_t>(elapsed * opt.rate);
         const auto wall =
             std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
-        while (produced < due) {
+        while (produced < due && !interrupts.raised()) {
             ++produced;
             std::string bytes;
             std::string key;
@@ -428,8 +505,9 @@ int run(const options& opt)
         std::this_thread::sleep_for(1ms);
     }
 
-    // Let what is in flight settle: intake routed, link queues written.
-    const auto settle_deadline = steady::now() + 3s;
+    // Let what is in flight settle: intake routed, link queues written. An interrupted run
+    // waits less: shutdown() flushes what is left within its own timeout anyway.
+    const auto settle_deadline = steady::now() + (interrupts.raised() ? 500ms : 3s);
     for (;;) {
         const auto s = gateway->stats();
         if ((s.pool.queue_depth == 0 && gateway->router().intake_size() == 0) ||
@@ -438,7 +516,7 @@ int run(const options& opt)
         }
         std::this_thread::sleep_for(10ms);
     }
-    std::this_thread::sleep_for(100ms);
+    nap(100ms, interrupts);
 
     // --- report -------------------------------------------------------------------------
     const auto s = gateway->stats();
@@ -447,8 +525,12 @@ int run(const options& opt)
     for (const auto& m : mocks)
         server_events += m->events_received();
 
-    const double seconds = std::chrono::duration<double>(duration).count();
+    const double seconds = std::chrono::duration<double>(traffic_time).count();
     std::printf("\n== complete-system report ==\n");
+    if (const int signal = interrupts.signal()) {
+        std::printf("interrupted: %s after %.1f s of traffic (%.1f s planned)\n",
+                    signal == SIGINT ? "SIGINT" : "SIGTERM", seconds, opt.duration_s);
+    }
     std::printf("setup:       %zu links to %zu %s, %.1f s at %.0f events/s%s\n", opt.links,
                 endpoints.size(), use_mocks ? "mock servers" : "servers", seconds, opt.rate,
                 replay.empty() ? "" : " (replayed)");
@@ -495,8 +577,9 @@ int run(const options& opt)
                                   : 0.0);
     }
     std::printf("reconnects:  %" PRIu64 ", errors %" PRIu64 ", parse errors %" PRIu64
-                ", framing problems %" PRIu64 "\n",
-                s.pool.reconnects, s.pool.errors, s.pool.parse_errors, s.pool.framing_problems);
+                ", framing problems %" PRIu64 ", bytes skipped %" PRIu64 "\n",
+                s.pool.reconnects, s.pool.errors, s.pool.parse_errors, s.pool.framing_problems,
+                s.pool.framer_bytes_skipped);
     std::printf("memory:      resident %s (at start %s, before links %s, with links %s)\n",
                 mib(rss_end).c_str(), mib(rss_start).c_str(), mib(rss_before_links).c_str(),
                 mib(rss_links).c_str());
@@ -512,10 +595,12 @@ int run(const options& opt)
     std::printf("shutdown:    %s in %lld ms (unrouted %" PRIu64 ", unsent %" PRIu64 ")\n",
                 report.result ? report.result.message().c_str() : "clean",
                 static_cast<long long>(report.took.count()), report.unrouted, report.unsent);
+    std::fflush(stdout);
     gateway.reset();
     for (auto& m : mocks)
         m->stop();
-    return 0;
+    const int signal = interrupts.signal();
+    return signal == 0 ? 0 : 128 + signal;
 }
 
 }  // namespace
@@ -567,5 +652,6 @@ int main(int argc, char** argv)
         }
     }
     opt.metrics_explicit = app.count("--metrics") > 0;
-    return run(opt);
+    const interrupt_watch interrupts;
+    return run(opt, interrupts);
 }

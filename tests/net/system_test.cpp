@@ -3,6 +3,8 @@
 // shutdown under traffic, and the bundled example in a short run.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <asio/co_spawn.hpp>
@@ -10,13 +12,16 @@
 #include <asio/io_context.hpp>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -410,6 +415,81 @@ TEST(System, CompleteSystemExampleRunsInShortForm)
         std::system(("'" + program.string() + "' --server nonsense > /dev/null 2>&1").c_str());
     ASSERT_TRUE(WIFEXITED(bad));
     EXPECT_EQ(WEXITSTATUS(bad), 2);
+}
+
+// Ctrl-C during the run: the example stops its traffic, shuts down and still prints its
+// report, then exits with 128 + SIGINT as its README says.
+TEST(System, CompleteSystemExamplePrintsItsReportAfterSigint)
+{
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const auto program = self.parent_path().parent_path() / "examples" / "complete-system";
+    if (ec || !std::filesystem::exists(program)) {
+        GTEST_SKIP() << "complete-system not built next to the tests (" << program << ")";
+    }
+    const auto output = std::filesystem::temp_directory_path() /
+                        ("omnitak_complete_system_sigint_" + std::to_string(::getpid()) + ".txt");
+    const auto read_output = [&] {
+        std::ifstream in(output);
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str();
+    };
+
+    // A long planned run, so that only the signal can end it in time.
+    const std::string path = program.string();
+    std::vector<std::string> args{path,     "--duration", "60",        "--links",    "20",
+                                  "--rate", "200",        "--metrics", "127.0.0.1:0"};
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t files;
+    ASSERT_EQ(posix_spawn_file_actions_init(&files), 0);
+    posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, output.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&files, STDOUT_FILENO, STDERR_FILENO);
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, path.c_str(), &files, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&files);
+    ASSERT_EQ(spawned, 0) << std::strerror(spawned);
+
+    const auto wait_exit = [&](std::chrono::milliseconds limit) -> std::optional<int> {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        for (;;) {
+            int status = 0;
+            if (::waitpid(pid, &status, WNOHANG) == pid) return status;
+            if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+            std::this_thread::sleep_for(10ms);
+        }
+    };
+    const auto kill_and_reap = [&] {
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+    };
+
+    // The first progress line comes after about a second of traffic (it is flushed at once).
+    const bool progressing =
+        eventually([&] { return read_output().find("s] links ") != std::string::npos; }, 30s);
+    if (!progressing) {
+        kill_and_reap();
+        const std::string text = read_output();
+        std::filesystem::remove(output);
+        FAIL() << "no progress line within 30 s:\n" << text;
+    }
+    ASSERT_EQ(::kill(pid, SIGINT), 0);
+    const auto status = wait_exit(20s);
+    if (!status) kill_and_reap();
+    const std::string text = read_output();
+    std::filesystem::remove(output);
+
+    ASSERT_TRUE(status.has_value()) << "still running 20 s after SIGINT:\n" << text;
+    ASSERT_TRUE(WIFEXITED(*status)) << text;
+    EXPECT_EQ(WEXITSTATUS(*status), 128 + SIGINT) << text;
+    EXPECT_NE(text.find("== complete-system report =="), std::string::npos) << text;
+    EXPECT_NE(text.find("interrupted: SIGINT after"), std::string::npos) << text;
+    EXPECT_NE(text.find("shutdown:    clean"), std::string::npos) << text;
 }
 
 TEST(CompleteSystemTraffic, GeneratedEventsParseBackAsWhatTheyClaim)

@@ -252,6 +252,45 @@ TEST(StreamFramer, JunkBeforeBetweenAndAfterEventsIsReportedPerRun)
     EXPECT_EQ(frame_bytewise(stream), expected);
 }
 
+TEST(StreamFramer, IsIdleOnlyBetweenEventsWithNothingPending)
+{
+    framer_params params;
+    params.max_event_bytes = 300;
+    stream_framer f(params);
+    std::vector<framed> out;
+    EXPECT_TRUE(f.idle());
+
+    f.feed(pli(1) + "\n");
+    drain(f, out);
+    EXPECT_TRUE(f.idle());
+
+    // Half an event holds bytes.
+    f.feed(pli(2).substr(0, 40));
+    drain(f, out);
+    EXPECT_FALSE(f.idle());
+    f.feed(pli(2).substr(40));
+    drain(f, out);
+    EXPECT_TRUE(f.idle());
+
+    // A junk run not yet reported holds no bytes but is pending.
+    f.feed("junk without a bracket");
+    drain(f, out);
+    EXPECT_EQ(f.buffered(), 0u);
+    EXPECT_FALSE(f.idle());
+    f.feed(pli(3));
+    drain(f, out);
+    EXPECT_TRUE(f.idle());
+
+    // So is the rest of an oversized event being skipped.
+    f.feed("<event uid='big'>" + std::string(1000, 'x'));
+    drain(f, out);
+    EXPECT_FALSE(f.idle());
+    f.feed("</event>");
+    drain(f, out);
+    EXPECT_TRUE(f.idle());
+    EXPECT_EQ(events_of(out).size(), 3u);
+}
+
 TEST(StreamFramer, OversizedEventIsReportedAndFramingResumesAfterIt)
 {
     framer_params params;

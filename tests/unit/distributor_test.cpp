@@ -306,6 +306,38 @@ TEST_F(DistributorTest, WorkersRouteSubmittedMessagesInBatches)
     EXPECT_EQ(d.stats().intake_dropped, 1u);
 }
 
+TEST_F(DistributorTest, EveryBatchIsObservedInItsSizeBucket)
+{
+    // Queued before the worker starts, 100 messages make 12 full batches of 8 and one of 4.
+    distributor d(io.get_executor(), {.workers = 1, .batch_size = 8});
+    auto q = queue();
+    ASSERT_FALSE(d.add_route(1, q));
+    for (int i = 0; i < 100; ++i)
+        ASSERT_TRUE(d.submit(numbered(i)));
+    d.start();
+    ASSERT_TRUE(run_until(io, [&] { return q->size() == 100; }));
+
+    const auto st = d.stats();
+    EXPECT_EQ(st.batches, 13u);
+    EXPECT_EQ(st.batched_messages, 100u);
+    const auto bucket_of = [](std::uint64_t size) {
+        return static_cast<std::size_t>(std::lower_bound(distributor_batch_size_bounds.begin(),
+                                                         distributor_batch_size_bounds.end(),
+                                                         size) -
+                                        distributor_batch_size_bounds.begin());
+    };
+    ASSERT_EQ(distributor_batch_size_bounds[bucket_of(8)], 10u);
+    ASSERT_EQ(distributor_batch_size_bounds[bucket_of(4)], 5u);
+    for (std::size_t i = 0; i < st.batch_size_buckets.size(); ++i) {
+        const std::uint64_t want = i == bucket_of(8) ? 12u : i == bucket_of(4) ? 1u : 0u;
+        EXPECT_EQ(st.batch_size_buckets[i], want) << "bucket " << i;
+    }
+
+    // route_now() bypasses the intake: not a batch.
+    d.route_now(numbered(1000));
+    EXPECT_EQ(d.stats().batches, 13u);
+}
+
 TEST_F(DistributorTest, StopRoutesWhatIsAlreadyQueued)
 {
     distributor d(io.get_executor(), {.workers = 1, .batch_size = 4});

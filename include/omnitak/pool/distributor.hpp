@@ -108,6 +108,12 @@ inline constexpr std::array<std::uint64_t, 15> distributor_latency_bounds_us = {
     10,    25,     50,     100,    250,     500,     1'000,    2'500,
     5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 1'000'000};
 
+/// Upper bounds of the batch-size histogram buckets, messages per batch (a 1-2-5 series, so the
+/// batch sizes of the defaults and the system presets, 10, 100 and 500, are bounds: full
+/// batches are told apart from partial ones). A final bucket (+Inf) follows the last bound.
+inline constexpr std::array<std::uint64_t, 13> distributor_batch_size_bounds = {
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1'000, 2'000, 5'000, 10'000};
+
 /// Counters since construction. A snapshot of independent relaxed counters: each is exact,
 /// but they are not read atomically together.
 struct distributor_stats {
@@ -118,6 +124,11 @@ struct distributor_stats {
     std::uint64_t deliveries = 0;      ///< messages pushed into a link queue
     std::uint64_t dropped = 0;         ///< (message, link) pairs given up on (full/closed queue)
     std::uint64_t batches = 0;         ///< batches taken from the intake by the workers
+    /// Per bucket (not cumulative) counts of batch sizes; index i counts batches of at most
+    /// distributor_batch_size_bounds[i] messages and more than bounds[i-1]; the last element
+    /// counts larger batches. Every batch is observed once: the counts add up to batches.
+    std::array<std::uint64_t, distributor_batch_size_bounds.size() + 1> batch_size_buckets{};
+    std::uint64_t batched_messages = 0;  ///< messages in those batches (sum of their sizes)
     /// Per bucket (not cumulative) counts; index i counts latencies <= bounds[i] and
     /// > bounds[i-1]; the last element counts everything above the last bound.
     std::array<std::uint64_t, distributor_latency_bounds_us.size() + 1> latency_buckets{};

@@ -124,6 +124,13 @@ public:
 
     const framer_params& params() const noexcept { return params_; }
 
+    /// True when nothing is pending: the framer is between events, with no unfinished event,
+    /// construct or run of junk. buffered() == 0 is not enough: a junk run not yet reported
+    /// and the rest of an oversized event being skipped hold no bytes. An idle framer may be
+    /// replaced by a fresh one without changing which events and problems come out (only
+    /// offsets and stats restart).
+    bool idle() const noexcept { return state_ == state::outside && buffered() == 0; }
+
 private:
     enum class state : std::uint8_t {
         outside,        // between events

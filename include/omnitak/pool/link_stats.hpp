@@ -7,12 +7,15 @@
 // and exact once traffic stops.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <system_error>
 
 #include "omnitak/pool/circuit_breaker.hpp"
+#include "omnitak/pool/error.hpp"
 #include "omnitak/pool/health_monitor.hpp"
 #include "omnitak/pool/message.hpp"
 
@@ -42,6 +45,41 @@ constexpr std::string_view to_string(link_state state) noexcept
     return "unknown";
 }
 
+/// Why an inbound event was rejected: the slots of link_stats::parse_errors_by_reason (and of
+/// pool_stats and the `reason` label of pool_parse_errors_total), in this order, followed by
+/// one last slot for any other code ("unknown"). The list holds every code the parser returns
+/// and the framer's problems with an event (too large, cut off by the next one, cut off by the
+/// end of the stream). Junk between events (errc::bytes_skipped) is not an event rejection:
+/// its bytes are counted in link_stats::framer_bytes_skipped instead.
+inline constexpr std::array<errc, 13> parse_error_reasons{
+    errc::not_well_formed,    errc::root_not_event,    errc::missing_uid,
+    errc::missing_type,       errc::bad_time,          errc::bad_point,
+    errc::point_out_of_range, errc::doctype_forbidden, errc::too_many_elements,
+    errc::too_deep,           errc::event_too_large,   errc::event_unterminated,
+    errc::stream_truncated};
+/// Slots of a per-reason array: one per parse_error_reasons entry plus "unknown".
+inline constexpr std::size_t parse_error_reason_count = parse_error_reasons.size() + 1;
+
+/// The slot counting `code`: its index in parse_error_reasons, or the last slot ("unknown")
+/// for any other code, including codes of other categories.
+inline std::size_t parse_error_index(const std::error_code& code) noexcept
+{
+    if (code.category() == error_category()) {
+        for (std::size_t i = 0; i < parse_error_reasons.size(); ++i) {
+            if (static_cast<int>(parse_error_reasons[i]) == code.value()) return i;
+        }
+    }
+    return parse_error_reasons.size();
+}
+
+/// The stable snake_case name of a slot: to_string() of its code ("missing_uid",
+/// "event_too_large", ...), "unknown" for the last slot and for indexes out of range. These
+/// are the `reason` label values of pool_parse_errors_total.
+inline std::string_view parse_error_reason_name(std::size_t index) noexcept
+{
+    return index < parse_error_reasons.size() ? to_string(parse_error_reasons[index]) : "unknown";
+}
+
 /// A copy of one link's counters. Counters run from the link's creation, across sessions.
 struct link_stats {
     link_id id = no_link;
@@ -59,7 +97,18 @@ struct link_stats {
     std::uint64_t errors = 0;            ///< transport errors: failed connects, lost sessions
     std::uint64_t parse_errors = 0;      ///< framed events the parser rejected (skipped)
     std::uint64_t framing_problems = 0;  ///< framer problems: skipped bytes, cut-off events
-    std::error_code last_error;          ///< the most recent transport error ({} if none)
+    /// Stream bytes that belonged to no event handed to the parser, over every session: junk,
+    /// whitespace, XML declarations and <auth> elements between events, the whole of events
+    /// too large to frame, and events cut off by the next event or by the end of their
+    /// session (a session that ends for any reason reports what its framer still held). Per
+    /// session, bytes read = bytes of framed events + bytes skipped.
+    std::uint64_t framer_bytes_skipped = 0;
+    /// Events rejected, per reason; slot i counts parse_error_reasons[i] (name:
+    /// parse_error_reason_name(i)), the last slot any other code. The parser's rejections add
+    /// up to parse_errors; the framer's (event_too_large, event_unterminated,
+    /// stream_truncated) are also counted in framing_problems.
+    std::array<std::uint64_t, parse_error_reason_count> parse_errors_by_reason{};
+    std::error_code last_error;  ///< the most recent transport error ({} if none)
 
     std::uint64_t connect_attempts = 0;  ///< TCP connect attempts started
     std::uint64_t sessions = 0;          ///< connects that succeeded

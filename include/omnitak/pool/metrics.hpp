@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "omnitak/pool/error.hpp"
+#include "omnitak/pool/link_stats.hpp"
 
 namespace prometheus {
 class Collectable;
@@ -63,15 +64,13 @@ enum class link_state_label : std::uint8_t { connecting, connected, backing_off,
 inline constexpr std::size_t link_state_label_count = 4;
 
 /// The `reason` label values of pool_parse_errors_total: the omnitak::errc parse and framing
-/// problem codes, in this order, then "unknown" (what errc's to_string() calls any other
-/// code) for errors whose reason a source does not know or that are not in the list.
-inline constexpr std::array<errc, 13> metrics_parse_reasons{
-    errc::not_well_formed,    errc::root_not_event,    errc::missing_uid,
-    errc::missing_type,       errc::bad_time,          errc::bad_point,
-    errc::point_out_of_range, errc::doctype_forbidden, errc::too_many_elements,
-    errc::too_deep,           errc::event_too_large,   errc::event_unterminated,
-    errc::stream_truncated};
-inline constexpr std::size_t metrics_parse_reason_count = metrics_parse_reasons.size() + 1;
+/// problem codes of parse_error_reasons (link_stats.hpp), in that order, then "unknown" (what
+/// errc's to_string() calls any other code) for errors whose reason a source does not know or
+/// that are not in the list. Slot i of metrics_snapshot::parse_errors is slot i of
+/// link_stats::parse_errors_by_reason; parse_error_reason_name(i) is its label value.
+inline constexpr std::array<errc, parse_error_reasons.size()> metrics_parse_reasons =
+    parse_error_reasons;
+inline constexpr std::size_t metrics_parse_reason_count = parse_error_reason_count;
 
 /// Everything the registry exports, filled by the sources at scrape time. Sources add to the
 /// fields (+=), so several sources may contribute to the same figure. Counters are running

@@ -21,6 +21,7 @@
 // rebuilt after each add or remove, so a link added during a broadcast may miss it.
 #pragma once
 
+#include <array>
 #include <asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstddef>
@@ -90,6 +91,10 @@ struct pool_stats {
     std::uint64_t errors = 0;
     std::uint64_t parse_errors = 0;
     std::uint64_t framing_problems = 0;
+    std::uint64_t framer_bytes_skipped = 0;  ///< see link_stats::framer_bytes_skipped
+    /// Events rejected per reason, slots as link_stats::parse_errors_by_reason
+    /// (parse_error_reason_name(i) names slot i).
+    std::array<std::uint64_t, parse_error_reason_count> parse_errors_by_reason{};
     std::uint64_t reconnects = 0;
     std::uint64_t drops = 0;
     std::uint64_t queue_depth = 0;  ///< sum of the outbound queues' depths
