@@ -19,6 +19,7 @@
 // number when interrupted (130 for SIGINT, 143 for SIGTERM), after the report. When the
 // default metrics address is taken the run goes on without /metrics and says so.
 #include <CLI/CLI.hpp>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <asio/io_context.hpp>
@@ -256,6 +257,32 @@ int run(const options& opt, const interrupt_watch& interrupts)
         endpoints.push_back(*e);
     }
     const bool use_mocks = endpoints.empty();
+
+    // Every link takes a descriptor, and with the mock servers in this process so does the
+    // server's end of it. Raise the soft limit as far as the hard one allows, and say so at
+    // once when the run cannot fit, rather than failing links one by one.
+    (void)ex::resident_memory_bytes();  // opens its file while descriptors are free
+    {
+        rlimit limit{};
+        if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+            if (limit.rlim_cur < limit.rlim_max) {
+                limit.rlim_cur = limit.rlim_max;
+                ::setrlimit(RLIMIT_NOFILE, &limit);
+            }
+            constexpr std::size_t spare = 64;  // listeners, epoll, eventfds, metrics, stdio
+            const std::size_t needed = opt.links * (use_mocks ? 2 : 1) + spare;
+            if (limit.rlim_cur != RLIM_INFINITY && needed > limit.rlim_cur) {
+                std::fprintf(stderr,
+                             "complete-system: %zu links need about %zu file descriptors%s, "
+                             "but this process may open %llu (ulimit -n); raise the limit or "
+                             "use fewer links\n",
+                             opt.links, needed,
+                             use_mocks ? " (both ends of each link are in this process)" : "",
+                             static_cast<unsigned long long>(limit.rlim_cur));
+                return 2;
+            }
+        }
+    }
 
     // --- traffic source -----------------------------------------------------------------
     ex::traffic_params area;

@@ -1,5 +1,6 @@
 #include "traffic.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cmath>
@@ -431,14 +432,21 @@ void latency_recorder::reset() noexcept
 
 std::optional<std::size_t> resident_memory_bytes()
 {
-    // statm: size resident shared text lib data dt, in pages.
-    std::ifstream statm("/proc/self/statm");
-    std::size_t size = 0;
-    std::size_t resident = 0;
-    if (!(statm >> size >> resident)) return std::nullopt;
+    // statm: size resident shared text lib data dt, in pages. The file stays open from the
+    // first call on: a run that uses every descriptor it may have (one per link, one per mock
+    // server session) can still read its memory.
+    static const int statm = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (statm < 0) return std::nullopt;
+    char text[128];
+    const ssize_t n = ::pread(statm, text, sizeof text - 1, 0);
+    if (n <= 0) return std::nullopt;
+    text[n] = '\0';
+    unsigned long long size = 0;
+    unsigned long long resident = 0;
+    if (std::sscanf(text, "%llu %llu", &size, &resident) != 2) return std::nullopt;
     const long page = ::sysconf(_SC_PAGESIZE);
     if (page <= 0) return std::nullopt;
-    return resident * static_cast<std::size_t>(page);
+    return static_cast<std::size_t>(resident) * static_cast<std::size_t>(page);
 }
 
 namespace {
