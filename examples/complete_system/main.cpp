@@ -297,8 +297,17 @@ int run(const options& opt)
         }
     }
 
-    // Wait for the links to come up (a mock answers at once; a real server may take longer).
-    const auto connect_deadline = connect_start + (use_mocks ? 10s : 5s);
+    // Wait for the links to come up (a mock answers at once; a real server may take longer),
+    // plus the time the pool's connect rate spreads the attempts over.
+    const auto& pool_params = gateway->params().pool;
+    const double paced_s =
+        pool_params.connect_rate > 0
+            ? std::max(0.0, (static_cast<double>(opt.links) - pool_params.connect_burst) /
+                                pool_params.connect_rate)
+            : 0.0;
+    const auto connect_deadline =
+        connect_start + (use_mocks ? 10s : 5s) +
+        std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(paced_s));
     while (gateway->stats().pool.links_connected < opt.links && steady::now() < connect_deadline) {
         std::this_thread::sleep_for(10ms);
     }

@@ -70,6 +70,16 @@ struct pool_params {
     int log_level = log_level::warning;
     /// Flush timeout of remove_link(id) without an explicit one. Default 2 s. Must be >= 0.
     std::chrono::milliseconds remove_flush_timeout{2'000};
+    /// Connect attempts per second across all links of the pool (a token bucket shared by
+    /// them, served first come, first served), so that thousands of links coming back at
+    /// once after an outage do not all connect in the same instant. Every attempt (the first
+    /// one of a new link too) takes a token; a link waiting for one is backing_off. Default
+    /// 100. 0: unlimited. Otherwise must be in (0, 1e9]. At the default, 10,000 links added
+    /// at once are all connecting within about 100 s; raise it for a faster start.
+    double connect_rate = 100.0;
+    /// Connect attempts allowed at once after a quiet period (the bucket's size). Default
+    /// 100. Must be >= 1 when connect_rate > 0; ignored when it is 0.
+    double connect_burst = 100.0;
 };
 
 /// A snapshot of the whole pool. Sums over the links in the pool now (removed links no
@@ -83,6 +93,8 @@ struct pool_stats {
     /// Removed (or shut down) links whose coroutines have not finished yet.
     std::size_t links_stopping = 0;
     std::size_t breakers_open = 0;
+    /// Links waiting in line for a connect token (pool_params::connect_rate).
+    std::size_t links_waiting_to_connect = 0;
     std::uint64_t messages_sent = 0;
     std::uint64_t messages_received = 0;
     std::uint64_t bytes_sent = 0;
