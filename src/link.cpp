@@ -153,13 +153,14 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     enum class phase : std::uint8_t { idle, connecting, session, waiting, done };
 
     impl(asio::any_io_executor executor, link_params p, const link_settings& defaults,
-         link_callbacks cb, bool serial)
+         link_callbacks cb, bool serial, std::shared_ptr<fair_token_bucket> tokens)
         : params(std::move(p)),
           settings(params.settings ? *params.settings : defaults),
           callbacks(std::move(cb)),
           ping_uid((params.name.empty() ? std::to_string(params.id) : params.name) + "-ping"),
           strand(serial ? executor : asio::any_io_executor(asio::make_strand(executor))),
           queue(std::make_shared<outbound_queue>(executor, settings.queue_capacity)),
+          connect_tokens(std::move(tokens)),
           socket(executor),
           deadline_timer(executor),
           wait_timer(executor),
@@ -179,6 +180,19 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     // it already runs one handler at a time.
     const asio::any_io_executor strand;
     const std::shared_ptr<outbound_queue> queue;
+    // The pool's connect-attempt rate, shared by its links; null: unlimited.
+    const std::shared_ptr<fair_token_bucket> connect_tokens;
+
+    // A name lookup in flight. Its completion handler owns it (and so the resolver) and the
+    // link only points at it: getaddrinfo cannot be interrupted, so a lookup abandoned at the
+    // connect deadline finishes whenever it finishes, into this object and not into the link.
+    struct name_lookup {
+        explicit name_lookup(const asio::any_io_executor& executor) : resolver(executor) {}
+        asio::ip::tcp::resolver resolver;
+        asio::ip::tcp::resolver::results_type results;
+        std::error_code ec;
+        bool done = false;
+    };
 
     // I/O objects get the plain executor, not the strand: every completion is delivered to a
     // coroutine (which resumes on its own executor, the strand) or to a handler bound to the
@@ -188,9 +202,11 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     // --- strand only -------------------------------------------------------------------------
     asio::ip::tcp::socket socket;
     asio::steady_timer deadline_timer;  // connect timeout; flush deadline while stopping
-    asio::steady_timer wait_timer;      // backoff / breaker wait; "session loops done" event
-    asio::steady_timer watchdog_timer;  // first-byte timeout, pings, health
-    asio::ip::tcp::resolver* resolver = nullptr;  // set while a resolve is in flight
+    // Backoff / breaker / connect-token wait; name lookup done; "session loops done" event.
+    asio::steady_timer wait_timer;
+    asio::steady_timer watchdog_timer;           // first-byte timeout, pings, health
+    std::shared_ptr<name_lookup> lookup;         // the lookup this link waits for, if any
+    fair_token_bucket::ticket token_ticket = 0;  // our place in the connect-token line
     circuit_breaker breaker;
     health_tracker health;
     backoff_schedule backoff;
@@ -222,10 +238,11 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     std::atomic<std::uint64_t> messages_sent{0}, bytes_sent{0}, messages_received{0},
         bytes_received{0}, pongs_received{0}, pings_sent{0}, errors{0}, parse_errors{0},
         framing_problems{0}, last_error{0}, connect_attempts{0}, sessions{0}, reconnects{0},
-        dropped_unsent{0}, messages_writing{0}, framer_bytes_skipped{0};
+        dropped_unsent{0}, messages_writing{0}, framer_bytes_skipped{0}, messages_requeued{0};
     std::array<std::atomic<std::uint64_t>, parse_error_reason_count> parse_errors_by_reason{};
     std::atomic<std::uint32_t> attempts_in_flight{0}, max_attempts_in_flight{0};
-    std::atomic<std::int64_t> connected_since{0};  // system_clock ticks; 0 = not connected
+    std::atomic<std::int64_t> connected_since{0};    // system_clock ticks; 0 = not connected
+    std::atomic<std::int64_t> health_changed_at{0};  // system_clock ticks; 0 = never changed
 
     // --- helpers -------------------------------------------------------------------------------
     template <class MakeLine>
@@ -258,6 +275,14 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     void count_rejection(const std::error_code& reason)
     {
         parse_errors_by_reason[parse_error_index(reason)].fetch_add(1, std::memory_order_relaxed);
+    }
+
+    // Call after feeding the health tracker, with its status from before: stamps a change.
+    void note_health(health_status before)
+    {
+        if (health.status() == before) return;
+        health_changed_at.store(std::chrono::system_clock::now().time_since_epoch().count(),
+                                std::memory_order_relaxed);
     }
 
     void record_error(const std::error_code& ec)
@@ -332,11 +357,16 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         queue->wake_consumer();
     }
 
+    // Ends whichever step of a connect attempt is in flight: the TCP connect (closing the
+    // socket), or the wait for a name lookup (which may go on running, abandoned).
     void abort_connect()
     {
         std::error_code ignored;
         socket.close(ignored);
-        if (resolver) resolver->cancel();
+        if (lookup) {
+            lookup->resolver.cancel();
+            wait_timer.cancel();
+        }
     }
 
     void drop_session(std::error_code reason)
@@ -374,6 +404,11 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
                 const auto retry = breaker.retry_at();
                 co_await wait_until(retry > now ? retry : now + backoff.next_delay());
                 continue;
+            }
+
+            if (connect_tokens) {
+                co_await wait_for_connect_token();
+                if (stop_requested.load(std::memory_order_acquire)) break;
             }
 
             const std::error_code connect_error = co_await connect_once();
@@ -426,6 +461,54 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         current = phase::idle;
     }
 
+    // Leaves the connect-token line unless the token was taken, however the wait ends (also
+    // when the coroutine is destroyed with its io_context).
+    struct ticket_guard {
+        fair_token_bucket& line;
+        fair_token_bucket::ticket ticket;
+        ~ticket_guard()
+        {
+            if (ticket != 0) line.leave(ticket);
+        }
+    };
+
+    // Waits in the pool's line for a connect token. The line wakes us when we reach its head;
+    // at the head we wait on our own timer for the token. A stop cancels the timer
+    // (on_stop, phase::waiting), and leaving the line passes the head on.
+    asio::awaitable<void> wait_for_connect_token()
+    {
+        const auto ticket = connect_tokens->join(clock_type::now(), [weak = weak_from_this()] {
+            if (auto self = weak.lock()) {
+                asio::post(self->strand, [self] { self->on_token_wake(); });
+            }
+        });
+        if (ticket == 0) co_return;
+        ticket_guard guard{*connect_tokens, ticket};
+        token_ticket = ticket;
+        current = phase::waiting;
+        set_state(link_state::backing_off);
+        while (!stop_requested.load(std::memory_order_acquire)) {
+            const auto now = clock_type::now();
+            const auto wait = connect_tokens->poll(ticket, now);
+            if (wait == clock_type::duration::zero()) {
+                guard.ticket = 0;
+                break;
+            }
+            wait_timer.expires_at(
+                wait == clock_type::duration::max() ? clock_type::time_point::max() : now + wait);
+            std::error_code ec;
+            co_await wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        token_ticket = 0;
+        current = phase::idle;
+    }
+
+    // A wake-up can be stale (its ticket used up meanwhile): at worst the wait polls again.
+    void on_token_wake()
+    {
+        if (token_ticket != 0 && current == phase::waiting) wait_timer.cancel();
+    }
+
     asio::awaitable<std::error_code> connect_once()
     {
         current = phase::connecting;
@@ -436,8 +519,8 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         while (in_flight > seen && !max_attempts_in_flight.compare_exchange_weak(seen, in_flight)) {
         }
 
-        // The deadline closes the socket (and cancels the resolver), which ends whichever
-        // operation is in flight.
+        // The deadline closes the socket, or stops the wait for a name lookup: whichever step
+        // is in flight ends there.
         connect_timed_out = false;
         const auto gen = ++deadline_gen;
         deadline_timer.expires_after(settings.connect_timeout);
@@ -455,17 +538,44 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
             co_await socket.async_connect({address, params.port},
                                           asio::redirect_error(asio::use_awaitable, ec));
         } else {
-            asio::ip::tcp::resolver r(socket.get_executor());
-            resolver = &r;
-            auto results = co_await r.async_resolve(params.host, std::to_string(params.port),
-                                                    asio::redirect_error(asio::use_awaitable, ec));
-            resolver = nullptr;
-            if (ec && ec != asio::error::operation_aborted) {
-                log(log_level::info, [&] { return "resolve failed: " + ec.message(); });
-                ec = make_error_code(errc::resolve_failed);
+            auto pending = std::make_shared<name_lookup>(socket.get_executor());
+            lookup = pending;
+            pending->resolver.async_resolve(
+                params.host, std::to_string(params.port),
+                asio::bind_executor(strand, [pending, weak = weak_from_this()](
+                                                const std::error_code& resolve_ec,
+                                                asio::ip::tcp::resolver::results_type results) {
+                    pending->ec = resolve_ec;
+                    pending->results = std::move(results);
+                    pending->done = true;
+                    // Wake the link only if it is still waiting for this very lookup.
+                    if (auto self = weak.lock(); self && self->lookup == pending) {
+                        self->wait_timer.cancel();
+                    }
+                }));
+            // Asio's resolver cannot interrupt a getaddrinfo that has started, so wait for the
+            // answer, the deadline or a stop, whichever comes first.
+            while (!pending->done && !connect_timed_out &&
+                   !stop_requested.load(std::memory_order_acquire)) {
+                wait_timer.expires_at(clock_type::time_point::max());
+                std::error_code wait_ec;
+                co_await wait_timer.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+            }
+            lookup.reset();
+            if (!pending->done) {
+                // Abandoned: a lookup still queued will not start; one running finishes
+                // into `pending`, which its handler keeps alive.
+                pending->resolver.cancel();
+                ec = asio::error::operation_aborted;
+            } else if (pending->ec) {
+                ec = pending->ec;
+                if (ec != asio::error::operation_aborted) {
+                    log(log_level::info, [&] { return "resolve failed: " + ec.message(); });
+                    ec = make_error_code(errc::resolve_failed);
+                }
             }
             if (!ec && !connect_timed_out) {
-                co_await asio::async_connect(socket, results,
+                co_await asio::async_connect(socket, pending->results,
                                              asio::redirect_error(asio::use_awaitable, ec));
             }
         }
@@ -506,7 +616,9 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
 
         // The first message and the first ping go out before anything queued meanwhile: the
         // writer takes control messages first, and they are in place before it starts.
+        const auto health_before = health.status();
         health.on_connected(session_start);
+        note_health(health_before);
         if (!params.first_message.empty()) control_pending.push_back(params.first_message);
         if (settings.health.enabled && settings.health.ping_interval.count() > 0) {
             send_ping(session_start);
@@ -627,7 +739,9 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
             got_first_byte = true;
             breaker.record_success(now);
         }
+        const auto health_before = health.status();
         health.on_inbound(now);
+        note_health(health_before);
 
         if (!framer) framer.emplace(settings.framing);
         framer->feed(bytes);
@@ -798,14 +912,22 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
             const std::size_t written = co_await asio::async_write(
                 socket, buffers, asio::redirect_error(asio::use_awaitable, ec));
             bytes_sent.fetch_add(written, std::memory_order_relaxed);
-            for (std::size_t i = 0; i < n; ++i)
-                batch[i].reset();
             if (ec) {
-                dropped_unsent.fetch_add(n, std::memory_order_relaxed);
+                // The batch goes back to the head of the queue for the next session, as far
+                // as the queue has room. Some of it may have reached the peer already: a
+                // re-send can duplicate those (at-least-once; TAK servers take a repeated
+                // uid/time as an update).
+                const std::size_t kept = n > 0 ? queue->push_front(batch.get(), n) : 0;
+                for (std::size_t i = 0; i < n; ++i)
+                    batch[i].reset();
+                messages_requeued.fetch_add(kept, std::memory_order_relaxed);
+                dropped_unsent.fetch_add(n - kept, std::memory_order_relaxed);
                 messages_writing.store(0, std::memory_order_relaxed);
                 end_session(ec);
                 break;
             }
+            for (std::size_t i = 0; i < n; ++i)
+                batch[i].reset();
             messages_sent.fetch_add(n, std::memory_order_relaxed);
             messages_writing.store(0, std::memory_order_relaxed);
         }
@@ -850,8 +972,10 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
             }
             if (settings.health.enabled) {
                 if (health.ping_due(now)) send_ping(now);
-                if (health.evaluate(now) == health_status::unhealthy &&
-                    settings.health.auto_reconnect) {
+                const auto health_before = health.status();
+                const auto status = health.evaluate(now);
+                note_health(health_before);
+                if (status == health_status::unhealthy && settings.health.auto_reconnect) {
                     end_session(make_error_code(errc::pong_timeout));
                     break;
                 }
@@ -898,6 +1022,13 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         s.queue_rejected = queue->rejected();
         s.dropped_unsent = dropped_unsent.load(std::memory_order_relaxed);
         s.drops = s.queue_rejected + s.dropped_unsent;
+        s.messages_requeued = messages_requeued.load(std::memory_order_relaxed);
+        s.requeued_pending = queue->front_size();
+        const auto health_at = health_changed_at.load(std::memory_order_relaxed);
+        if (health_at != 0) {
+            s.health_changed_at = std::chrono::system_clock::time_point(
+                std::chrono::system_clock::duration(health_at));
+        }
         const auto since = connected_since.load(std::memory_order_relaxed);
         if (since != 0) {
             s.connected_since =
@@ -912,12 +1043,14 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
 // ---------------------------------------------------------------------------------------------
 std::shared_ptr<link> link::make(asio::any_io_executor executor, link_params params,
                                  const link_settings& defaults, link_callbacks callbacks,
-                                 bool executor_is_serial)
+                                 bool executor_is_serial,
+                                 std::shared_ptr<fair_token_bucket> connect_tokens)
 {
     validate(params);
     if (!params.settings) validate(defaults);
-    auto state = std::make_shared<impl>(std::move(executor), std::move(params), defaults,
-                                        std::move(callbacks), executor_is_serial);
+    auto state =
+        std::make_shared<impl>(std::move(executor), std::move(params), defaults,
+                               std::move(callbacks), executor_is_serial, std::move(connect_tokens));
     return std::shared_ptr<link>(new link(std::move(state)));
 }
 

@@ -4,6 +4,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <libcuckoo/cuckoohash_map.hh>
 #include <mutex>
@@ -67,6 +68,16 @@ struct connection_pool::impl {
             throw std::invalid_argument("pool_params::remove_flush_timeout must be >= 0");
         }
         validate(params.link_defaults);
+        if (!(params.connect_rate >= 0.0) || params.connect_rate > 1e9) {
+            throw std::invalid_argument("pool_params::connect_rate must be in [0, 1e9]");
+        }
+        if (params.connect_rate > 0.0) {
+            if (!(params.connect_burst >= 1.0) || !std::isfinite(params.connect_burst)) {
+                throw std::invalid_argument("pool_params::connect_burst must be >= 1");
+            }
+            connect_tokens = std::make_shared<fair_token_bucket>(
+                token_bucket_params{.rate = params.connect_rate, .burst = params.connect_burst});
+        }
 
         core->on_inbound = std::move(params.on_inbound);
         core->on_state_change = std::move(params.on_state_change);
@@ -177,6 +188,7 @@ struct connection_pool::impl {
 
     pool_params params;
     std::shared_ptr<pool_core> core;
+    std::shared_ptr<fair_token_bucket> connect_tokens;  // null: connect rate unlimited
 
     std::vector<std::unique_ptr<asio::io_context>> ios;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> works;
@@ -228,7 +240,7 @@ std::error_code connection_pool::add_link(link_params params)
     try {
         const auto [executor, serial] = p.next_executor();
         l = link::make(executor, std::move(params), p.params.link_defaults, p.callbacks_for_links(),
-                       serial);
+                       serial, p.connect_tokens);
     } catch (...) {
         p.count.fetch_sub(1, std::memory_order_acq_rel);
         throw;
@@ -362,10 +374,13 @@ pool_stats connection_pool::stats() const
         }
         s.reconnects += ls.reconnects;
         s.drops += ls.drops;
+        s.queue_rejected += ls.queue_rejected;
+        s.dropped_unsent += ls.dropped_unsent;
         s.queue_depth += ls.queue_depth;
     }
     const std::size_t live = impl_->core->live();
     s.links_stopping = live > running ? live - running : 0;
+    if (impl_->connect_tokens) s.links_waiting_to_connect = impl_->connect_tokens->waiting();
     return s;
 }
 
@@ -395,6 +410,9 @@ std::error_code connection_pool::shutdown(std::chrono::milliseconds timeout)
 
     // No new links or messages from here on; every link flushes within the timeout.
     p.accepting.store(false, std::memory_order_release);
+    // Links waiting for a connect token are stopped below; with the line closed, none of them
+    // wakes the next one on its way out.
+    if (p.connect_tokens) p.connect_tokens->close();
     const auto deadline = std::chrono::steady_clock::now() + timeout + shutdown_grace;
     const auto flush = std::max(timeout, std::chrono::milliseconds(0));
     for (const auto& l : *p.snapshot())

@@ -18,8 +18,8 @@
 // 2 bad options (including a --metrics address that cannot be served); 128 + the signal
 // number when interrupted (130 for SIGINT, 143 for SIGTERM), after the report. When the
 // default metrics address is taken the run goes on without /metrics and says so.
-#include <CLI/CLI.hpp>
 #include <sys/resource.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <asio/io_context.hpp>
@@ -175,6 +175,22 @@ private:
     std::mutex mutex_;
     std::unordered_map<std::string, steady::time_point> table_;
 };
+
+// A full link queue refuses the distributor's push: the distributor counts that drop and the
+// link counts the refusal. Refusals beyond the distributor's drops came from elsewhere.
+std::uint64_t link_only_rejections(const omnitak::system_stats& s)
+{
+    return s.pool.queue_rejected > s.distributor.dropped
+               ? s.pool.queue_rejected - s.distributor.dropped
+               : 0;
+}
+
+// Messages lost anywhere on the way out, each counted once.
+std::uint64_t total_drops(const omnitak::system_stats& s)
+{
+    return s.distributor.dropped + s.distributor.intake_dropped + s.pool.dropped_unsent +
+           link_only_rejections(s);
+}
 
 struct replay_event {
     std::string bytes;
@@ -393,8 +409,17 @@ int run(const options& opt, const interrupt_watch& interrupts)
         }
     }
 
-    // Wait for the links to come up (a mock answers at once; a real server may take longer).
-    const auto connect_deadline = connect_start + (use_mocks ? 10s : 5s);
+    // Wait for the links to come up (a mock answers at once; a real server may take longer),
+    // plus the time the pool's connect rate spreads the attempts over.
+    const auto& pool_params = gateway->params().pool;
+    const double paced_s =
+        pool_params.connect_rate > 0
+            ? std::max(0.0, (static_cast<double>(opt.links) - pool_params.connect_burst) /
+                                pool_params.connect_rate)
+            : 0.0;
+    const auto connect_deadline =
+        connect_start + (use_mocks ? 10s : 5s) +
+        std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(paced_s));
     while (gateway->stats().pool.links_connected < opt.links && steady::now() < connect_deadline &&
            !interrupts.raised()) {
         std::this_thread::sleep_for(10ms);
@@ -524,8 +549,7 @@ int run(const options& opt, const interrupt_watch& interrupts)
                         "  e2e p99 %s  rss %s\n",
                         elapsed, s.pool.links_connected, s.pool.links_total, s.inbound,
                         s.inbound_unique, s.inbound_duplicates, s.distributor.deliveries,
-                        s.distributor.dropped + s.distributor.intake_dropped + s.pool.drops,
-                        s.pool.queue_depth, ms(latency.percentile(0.99)).c_str(),
+                        total_drops(s), s.pool.queue_depth, ms(latency.percentile(0.99)).c_str(),
                         mib(ex::resident_memory_bytes()).c_str());
             std::fflush(stdout);
         }
@@ -583,10 +607,11 @@ int run(const options& opt, const interrupt_watch& interrupts)
     }
     std::printf("\n");
     std::printf("unrouted:    %" PRIu64 " messages no link wanted\n", s.distributor.unrouted);
-    std::printf("drops:       %" PRIu64 " (distributor: %" PRIu64 " link queue full, %" PRIu64
-                " intake full; links: %" PRIu64 ")\n",
-                s.distributor.dropped + s.distributor.intake_dropped + s.pool.drops,
-                s.distributor.dropped, s.distributor.intake_dropped, s.pool.drops);
+    std::printf("drops:       %" PRIu64 " (routing: %" PRIu64 " link queue full, %" PRIu64
+                " intake full; links: %" PRIu64 " lost with a session, %" PRIu64
+                " other queue refusals)\n",
+                total_drops(s), s.distributor.dropped, s.distributor.intake_dropped,
+                s.pool.dropped_unsent, link_only_rejections(s));
     std::printf("latency:     end to end (server send -> application), n=%" PRIu64
                 ": p50 %s  p99 %s  p999 %s  max %s\n",
                 latency.count(), ms(latency.percentile(0.5)).c_str(),

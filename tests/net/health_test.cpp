@@ -26,6 +26,7 @@ using omnitak::testing::mock_tak_server_params;
 namespace {
 
 using steady = std::chrono::steady_clock;
+using wall = std::chrono::system_clock;
 
 // A pool whose links all use `settings`.
 struct fixture {
@@ -78,24 +79,35 @@ TEST(Health, SilentServerMakesTheLinkDegradedThenUnhealthyThenReconnects)
     fixture f(settings);
 
     ASSERT_FALSE(f.pool->add_link(endpoint(1, server.port())));
+    const auto wall_start = wall::now();
     ASSERT_TRUE(eventually([&] { return f.stats(1).state == link_state::connected; }, 5s));
     const auto connected_at = steady::now();
     EXPECT_EQ(f.stats(1).health, health_status::healthy);
+    EXPECT_EQ(f.stats(1).health_changed_at, wall::time_point{});  // healthy all along
     // The link may see its connect complete before the server has counted the session.
     ASSERT_TRUE(eventually([&] { return server.sessions_accepted() == 1; }, 2s));
 
     ASSERT_TRUE(eventually([&] { return f.stats(1).health == health_status::degraded; }, 3s));
     const double degraded_after = seconds_since(connected_at);
+    const auto degraded_seen = wall::now();
+    wall::time_point degraded_at;
     {
         // Degraded is a warning only: the first session is still up.
         const auto s = f.stats(1);
         EXPECT_EQ(s.sessions, 1u);
         EXPECT_EQ(s.reconnects, 0u);
         EXPECT_EQ(server.sessions_accepted(), 1u);
+        // Stamped when it changed: after the degraded threshold, before we saw it.
+        degraded_at = s.health_changed_at;
+        EXPECT_GE(degraded_at, wall_start + 390ms);
+        EXPECT_LE(degraded_at, degraded_seen);
     }
 
     ASSERT_TRUE(eventually([&] { return f.stats(1).health == health_status::unhealthy; }, 3s));
     const double unhealthy_after = seconds_since(connected_at);
+    const auto unhealthy_at = f.stats(1).health_changed_at;
+    EXPECT_GE(unhealthy_at, degraded_at + 500ms);  // unhealthy_after - degraded_after, less slack
+    EXPECT_LE(unhealthy_at, wall::now());
 
     ASSERT_TRUE(eventually(
         [&] {
@@ -109,6 +121,10 @@ TEST(Health, SilentServerMakesTheLinkDegradedThenUnhealthyThenReconnects)
     const auto s = f.stats(1);
     EXPECT_GE(s.reconnects, 1u);
     EXPECT_EQ(s.reconnects, s.sessions - 1);
+    // The new session made it healthy again: another change, stamped at the reconnect (or
+    // later, if the silence rules have moved it on since).
+    EXPECT_GT(s.health_changed_at, unhealthy_at);
+    EXPECT_LE(s.health_changed_at, wall::now());
     EXPECT_EQ(s.last_error, make_error_code(errc::pong_timeout));
     EXPECT_GE(s.pings_sent, 1u);
     EXPECT_EQ(s.pongs_received, 0u);
@@ -173,6 +189,7 @@ TEST(Health, ServerThatSendsTrafficButNeverPongsStaysHealthy)
 
     const auto s = f.stats(1);
     EXPECT_EQ(s.health, health_status::healthy);
+    EXPECT_EQ(s.health_changed_at, std::chrono::system_clock::time_point{});  // never changed
     EXPECT_EQ(s.state, link_state::connected);
     EXPECT_EQ(s.sessions, 1u);
     EXPECT_EQ(s.reconnects, 0u);

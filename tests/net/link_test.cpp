@@ -3,10 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+#include <netdb.h>
+
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -21,6 +28,77 @@ using omnitak::test::eventually;
 using omnitak::test::make_event;
 using omnitak::testing::mock_tak_server;
 using omnitak::testing::mock_tak_server_params;
+
+// Name lookups under the test's control. This executable's getaddrinfo comes before the C
+// library's, so the links' lookups (on Asio's resolver thread) pass through it:
+// - names under .invalid (RFC 6761: never resolvable) fail at once with EAI_NONAME, whatever
+//   DNS the machine has;
+// - "hang.<anything>.invalid" first blocks until the test releases it, like a lookup whose
+//   DNS server never answers;
+// - every other name goes to the C library (or the sanitizer in front of it).
+namespace dns {
+std::mutex mutex;
+std::condition_variable released_cv;
+bool released = false;
+int blocked = 0;
+int hang_calls = 0;
+
+// For the start of a test (also when tests repeat): hanging lookups hang again.
+void arm()
+{
+    std::lock_guard lock(mutex);
+    released = false;
+    hang_calls = 0;
+}
+
+void release()
+{
+    {
+        std::lock_guard lock(mutex);
+        released = true;
+    }
+    released_cv.notify_all();
+}
+
+int blocked_now()
+{
+    std::lock_guard lock(mutex);
+    return blocked;
+}
+
+int hanging_calls()
+{
+    std::lock_guard lock(mutex);
+    return hang_calls;
+}
+
+// Releases the hanging lookups however the test ends: the pool's io_context joins Asio's
+// resolver thread when it is destroyed.
+struct releaser {
+    ~releaser() { release(); }
+};
+}  // namespace dns
+
+extern "C" int getaddrinfo(const char* node, const char* service, const struct addrinfo* hints,
+                           struct addrinfo** result)
+{
+    using real_type = int (*)(const char*, const char*, const struct addrinfo*, struct addrinfo**);
+    static const auto real = reinterpret_cast<real_type>(dlsym(RTLD_NEXT, "getaddrinfo"));
+    const std::string_view name = node != nullptr ? node : "";
+    constexpr std::string_view invalid = ".invalid";
+    if (name.size() > invalid.size() && name.substr(name.size() - invalid.size()) == invalid) {
+        if (name.substr(0, 5) == "hang.") {
+            std::unique_lock lock(dns::mutex);
+            ++dns::hang_calls;
+            ++dns::blocked;
+            // Bounded, so that a failing test cannot hang the run.
+            dns::released_cv.wait_for(lock, std::chrono::seconds(60), [] { return dns::released; });
+            --dns::blocked;
+        }
+        return EAI_NONAME;
+    }
+    return real(node, service, hints, result);
+}
 
 namespace {
 
@@ -369,6 +447,227 @@ TEST(Link, UnresolvableHostReportsResolveFailed)
     p.host = "no-such-host.invalid";
     ASSERT_FALSE(f.pool->add_link(p));
     ASSERT_TRUE(eventually([&] { return f.stats(1).errors >= 1; }, 20s));
-    const auto e = f.stats(1).last_error;
-    EXPECT_TRUE(e == errc::resolve_failed || e == errc::connect_timeout) << e.message();
+    const auto s = f.stats(1);
+    EXPECT_EQ(s.last_error, errc::resolve_failed) << s.last_error.message();
+    EXPECT_EQ(s.sessions, 0u);
+    EXPECT_EQ(s.max_attempts_in_flight, 1u);
+}
+
+TEST(Link, HostNameIsResolvedAndConnects)
+{
+    mock_tak_server server;
+    fixture f;
+    auto p = endpoint(1, server.port());
+    p.host = "localhost";
+    ASSERT_FALSE(f.pool->add_link(p));
+    ASSERT_TRUE(eventually([&] { return f.stats(1).state == link_state::connected; }));
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
+    ASSERT_FALSE(f.pool->send_to(1, make_event("by-name")));
+    ASSERT_TRUE(eventually([&] {
+        for (const auto& e : server.received()) {
+            if (e.summary.uid == "by-name") return true;
+        }
+        return false;
+    }));
+    EXPECT_EQ(f.stats(1).errors, 0u);
+}
+
+TEST(Link, HangingNameLookupEndsAtTheConnectTimeoutAndIsAbandoned)
+{
+    auto settings = test::quick_settings();
+    settings.connect_timeout = 300ms;
+    settings.backoff.initial = 100ms;
+    settings.backoff.max = 200ms;
+    fixture f(settings);
+    dns::arm();
+    dns::releaser release_lookups;  // destroyed before the fixture
+
+    auto p = endpoint(1, 8087);
+    p.host = "hang.omnitak-test.invalid";
+    const auto added = std::chrono::steady_clock::now();
+    ASSERT_FALSE(f.pool->add_link(p));
+    ASSERT_TRUE(eventually([&] { return f.stats(1).errors >= 1; }, 5s));
+    const auto gave_up_after = std::chrono::steady_clock::now() - added;
+    {
+        const auto s = f.stats(1);
+        EXPECT_EQ(s.last_error, errc::connect_timeout) << s.last_error.message();
+        EXPECT_GE(gave_up_after, 300ms);
+        EXPECT_LT(gave_up_after, 2s);  // not the lookup's own (here: endless) time
+        EXPECT_EQ(dns::blocked_now(), 1);
+    }
+
+    // The link keeps trying; each attempt ends at its deadline although the first lookup
+    // still blocks Asio's resolver thread (the later ones queue behind it).
+    ASSERT_TRUE(eventually([&] { return f.stats(1).errors >= 3; }, 5s));
+    {
+        const auto s = f.stats(1);
+        EXPECT_EQ(s.last_error, errc::connect_timeout);
+        EXPECT_GE(s.connect_attempts, 3u);
+        EXPECT_EQ(s.max_attempts_in_flight, 1u);
+        EXPECT_EQ(s.sessions, 0u);
+    }
+
+    // Removing the link does not wait for the lookup either.
+    ASSERT_TRUE(eventually([&] { return f.stats(1).state == link_state::connecting; }, 2s));
+    const auto removing = std::chrono::steady_clock::now();
+    ASSERT_FALSE(f.pool->remove_link(1, 0ms));
+    ASSERT_TRUE(eventually([&] { return f.pool->stats().links_stopping == 0; }, 2s));
+    EXPECT_LT(std::chrono::steady_clock::now() - removing, 1s);
+    bool closed = false;
+    for (const auto& c : f.changes_of(1))
+        closed |= c.state == link_state::closed;
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(dns::blocked_now(), 1);
+
+    // The lookup finally answers; its result goes nowhere (the link is gone), and the pool
+    // goes on working.
+    dns::release();
+    ASSERT_TRUE(eventually([&] { return dns::blocked_now() == 0; }, 2s));
+    mock_tak_server server;
+    ASSERT_FALSE(f.pool->add_link(endpoint(2, server.port())));
+    ASSERT_TRUE(eventually([&] { return f.stats(2).state == link_state::connected; }));
+    // The lookups abandoned while they were still queued behind the hanging one never ran.
+    EXPECT_EQ(dns::hanging_calls(), 1);
+    EXPECT_FALSE(f.pool->shutdown(2s));
+}
+
+namespace {
+
+// The uids a server received, in order, of one session or of all.
+std::vector<std::string> uids_received(const mock_tak_server& server, std::string_view prefix)
+{
+    std::vector<std::string> out;
+    for (const auto& e : server.received()) {
+        if (e.summary.uid.compare(0, prefix.size(), prefix) == 0) out.push_back(e.summary.uid);
+    }
+    return out;
+}
+
+// Settings for the re-send tests: one large batch, no liveness rules (the server stops
+// reading and answering), quick reconnects.
+link_settings resend_settings(std::size_t capacity)
+{
+    auto settings = test::quick_settings();
+    settings.queue_capacity = capacity;
+    settings.write_batch = 1024;
+    settings.first_byte_timeout = 0ms;
+    settings.health.enabled = false;
+    return settings;
+}
+
+// Brings link 1 up once, then down, queues `count` large messages while it is down and lets it
+// reconnect to a server that does not read: the whole backlog becomes one gathered write
+// larger than the kernel's socket buffers, so it stays in flight. Returns false (with a test
+// failure) when that state is not reached.
+constexpr std::size_t big_message = 64 * 1024;
+
+bool stall_a_big_write(fixture& f, mock_tak_server& server, std::size_t count)
+{
+    EXPECT_FALSE(f.pool->add_link(endpoint(1, server.port())));
+    if (!eventually([&] { return server.connected_clients() == 1; })) return false;
+    server.stop_listening();
+    server.close_all_clients();
+    if (!eventually([&] { return f.stats(1).state != link_state::connected; })) return false;
+
+    for (std::size_t i = 0; i < count; ++i) {
+        EXPECT_FALSE(f.pool->send_to(1, make_event("m-" + std::to_string(i), big_message)));
+    }
+    server.set_reading(false);
+    server.resume_listening();
+    if (!eventually([&] {
+            return f.stats(1).messages_writing == count && server.connected_clients() == 1;
+        })) {
+        ADD_FAILURE() << "the backlog did not go out as one write";
+        return false;
+    }
+    // Still in flight a moment later: the kernel buffers are full.
+    std::this_thread::sleep_for(300ms);
+    const auto s = f.stats(1);
+    EXPECT_EQ(s.messages_writing, count);
+    EXPECT_EQ(s.messages_sent, 0u);
+    return s.messages_writing == count;
+}
+
+}  // namespace
+
+TEST(Link, BatchInFlightWhenTheServerDropsUsIsWrittenFirstOnTheNextSession)
+{
+    constexpr std::size_t n = 320;  // 20 MiB: more than loopback socket buffers hold
+    mock_tak_server_params sp;
+    sp.relay = false;
+    mock_tak_server server(sp);
+    fixture f(resend_settings(400));
+    ASSERT_TRUE(stall_a_big_write(f, server, n));
+
+    // The server drops us with our data unread (a reset): the write fails mid-way.
+    server.close_all_clients();
+    ASSERT_TRUE(eventually([&] { return f.stats(1).messages_requeued >= n; }, 10s));
+    server.set_reading(true);
+
+    ASSERT_TRUE(eventually([&] { return f.stats(1).messages_sent == n; }, 30s));
+    ASSERT_TRUE(eventually([&] { return uids_received(server, "m-").size() >= n; }, 30s));
+    const auto s = f.stats(1);
+    EXPECT_GE(s.sessions, 3u);
+    EXPECT_EQ(s.dropped_unsent, 0u);
+    EXPECT_EQ(s.drops, 0u);
+    EXPECT_EQ(s.queue_depth, 0u);
+    EXPECT_EQ(s.requeued_pending, 0u);
+    EXPECT_EQ(s.max_attempts_in_flight, 1u);
+
+    // Every message arrived, in order; at most the part of the failed write the server had
+    // read could come twice (here it read nothing of it).
+    const auto got = uids_received(server, "m-");
+    std::set<std::string> distinct(got.begin(), got.end());
+    EXPECT_EQ(distinct.size(), n);
+    for (std::size_t i = 0; i < n; ++i)
+        EXPECT_TRUE(distinct.count("m-" + std::to_string(i))) << i;
+    const std::size_t first = got.size() - n;  // the last session carries the whole batch
+    for (std::size_t i = 0; i < n; ++i)
+        EXPECT_EQ(got[first + i], "m-" + std::to_string(i));
+}
+
+TEST(Link, FailedBatchKeepsOnlyWhatFitsTheQueueAndCountsTheRestAsDropped)
+{
+    constexpr std::size_t n = 320;
+    constexpr std::size_t capacity = 400;
+    constexpr std::size_t later = 200;  // queued while the batch is in flight
+    mock_tak_server_params sp;
+    sp.relay = false;
+    mock_tak_server server(sp);
+    fixture f(resend_settings(capacity));
+    ASSERT_TRUE(stall_a_big_write(f, server, n));
+    for (std::size_t i = 0; i < later; ++i)
+        ASSERT_FALSE(f.pool->send_to(1, make_event("later-" + std::to_string(i))));
+
+    server.close_all_clients();
+    // Room for capacity - later = 200 of the batch: the oldest ones; 120 are dropped.
+    constexpr std::size_t kept = capacity - later;
+    ASSERT_TRUE(eventually([&] { return f.stats(1).dropped_unsent == n - kept; }, 10s));
+    {
+        const auto s = f.stats(1);
+        EXPECT_EQ(s.messages_requeued, kept);
+        EXPECT_EQ(s.requeued_pending, kept);
+        EXPECT_EQ(s.queue_depth, capacity);
+        EXPECT_EQ(f.pool->send_to(1, make_event("no-room")), errc::queue_full);
+    }
+    server.set_reading(true);
+
+    ASSERT_TRUE(eventually([&] { return f.stats(1).messages_sent == kept + later; }, 30s));
+    ASSERT_TRUE(eventually(
+        [&] {
+            return uids_received(server, "m-").size() >= kept &&
+                   uids_received(server, "later-").size() >= later;
+        },
+        30s));
+    const auto s = f.stats(1);
+    EXPECT_EQ(s.drops, s.queue_rejected + s.dropped_unsent);
+    EXPECT_EQ(s.queue_depth, 0u);
+    // Every message is accounted for: written, or dropped.
+    EXPECT_EQ(s.messages_sent + s.dropped_unsent, n + later);
+
+    const auto got = uids_received(server, "m-");
+    const std::set<std::string> distinct(got.begin(), got.end());
+    EXPECT_EQ(distinct.size(), kept);
+    for (std::size_t i = 0; i < kept; ++i)
+        EXPECT_TRUE(distinct.count("m-" + std::to_string(i))) << i;
 }

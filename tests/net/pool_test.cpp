@@ -3,12 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -325,4 +328,141 @@ TEST(ConnectionPool, RunsOnAnExecutorTheCallerOwns)
         ASSERT_TRUE(eventually([&] { return inbox.total() == 1; }));
         EXPECT_FALSE(pool.shutdown(2s));
     }
+}
+
+namespace {
+
+std::uint64_t total_attempts(const connection_pool& pool)
+{
+    std::uint64_t n = 0;
+    for (const auto& s : pool.link_stats_all())
+        n += s.connect_attempts;
+    return n;
+}
+
+double seconds_between(std::chrono::steady_clock::time_point a,
+                       std::chrono::steady_clock::time_point b)
+{
+    return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+TEST(ConnectionPool, ConnectRateHoldsTwoHundredLinksBackThroughAnOutageAndTheRecovery)
+{
+    constexpr double rate = 50;
+    constexpr double burst = 50;
+    constexpr link_id n = 200;
+    mock_tak_server_params sp;
+    sp.relay = false;
+    sp.record = false;
+    mock_tak_server server(sp);
+    server.stop_listening();  // down: every connect is refused
+
+    pool_params p;
+    p.threads = 2;
+    p.link_defaults = test::quick_settings();  // backoff 100 ms .. 2 s: far above 50/s
+    p.connect_rate = rate;
+    p.connect_burst = burst;
+    connection_pool pool(std::move(p));
+
+    const auto start = std::chrono::steady_clock::now();
+    for (link_id id = 1; id <= n; ++id)
+        ASSERT_FALSE(pool.add_link(endpoint(id, server.port())));
+
+    // Down for 3 s: the attempts never run ahead of burst + rate * elapsed (sampled all along;
+    // +5 for the counters being read one link at a time) and do not fall far behind it.
+    std::size_t most_waiting = 0;
+    std::uint64_t attempts = 0;
+    while (std::chrono::steady_clock::now() - start < 3s) {
+        attempts = total_attempts(pool);
+        const double elapsed = seconds_between(start, std::chrono::steady_clock::now());
+        ASSERT_LE(static_cast<double>(attempts), burst + rate * elapsed + 5)
+            << "after " << elapsed << " s";
+        most_waiting = std::max(most_waiting, pool.stats().links_waiting_to_connect);
+        std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_GE(static_cast<double>(attempts), 0.6 * (burst + rate * 3.0));
+    EXPECT_GT(most_waiting, 50u);  // the links wait in line rather than all connecting
+
+    // Up again: the 200 links come back at the rate, not in one storm.
+    server.resume_listening();
+    const auto up = std::chrono::steady_clock::now();
+    const auto accepted_before = server.sessions_accepted();
+    EXPECT_EQ(accepted_before, 0u);
+    while (pool.stats().links_connected < n) {
+        const double elapsed = seconds_between(up, std::chrono::steady_clock::now());
+        ASSERT_LT(elapsed, 30.0) << pool.stats().links_connected << " of " << n << " connected";
+        // The bucket was empty at the resume (the outage used every token), but allow a full
+        // burst anyway.
+        ASSERT_LE(static_cast<double>(server.sessions_accepted()), burst + rate * elapsed + 5)
+            << "after " << elapsed << " s";
+        std::this_thread::sleep_for(20ms);
+    }
+    const double took = seconds_between(up, std::chrono::steady_clock::now());
+    // 200 links at 50/s from an empty bucket need about 4 s; with a full burst 3 s.
+    EXPECT_GE(took, (static_cast<double>(n) - burst) / rate * 0.8);
+
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == n; }));
+    EXPECT_EQ(server.sessions_accepted(), static_cast<std::uint64_t>(n));  // one session each
+    for (const auto& s : pool.link_stats_all()) {
+        EXPECT_EQ(s.max_attempts_in_flight, 1u) << s.id;
+        EXPECT_EQ(s.sessions, 1u) << s.id;
+    }
+    EXPECT_EQ(pool.stats().links_waiting_to_connect, 0u);
+    EXPECT_FALSE(pool.shutdown(2s));
+}
+
+TEST(ConnectionPool, RemovingOrShuttingDownEndsTheWaitForAConnectTokenAtOnce)
+{
+    std::uint16_t port;
+    {
+        mock_tak_server gone;
+        port = gone.port();
+    }
+    pool_params p;
+    p.threads = 1;  // the links start, and so join the line, in the order they were added
+    p.link_defaults = test::quick_settings();
+    p.connect_rate = 0.2;  // one attempt every 5 s
+    p.connect_burst = 1;
+    connection_pool pool(std::move(p));
+    for (link_id id = 1; id <= 20; ++id)
+        ASSERT_FALSE(pool.add_link(endpoint(id, port)));
+    // Link 1 took the only token, failed and waits again, at the end of the line; link 2 is
+    // its head.
+    ASSERT_TRUE(eventually([&] { return pool.stats().links_waiting_to_connect == 20; }));
+    EXPECT_EQ(total_attempts(pool), 1u);
+    EXPECT_EQ(pool.stats_of(1)->connect_attempts, 1u);
+    EXPECT_EQ(pool.stats_of(2)->state, link_state::backing_off);
+
+    // One from the middle of the line, and the head of the line.
+    const auto removing = std::chrono::steady_clock::now();
+    ASSERT_FALSE(pool.remove_link(10, 0ms));
+    ASSERT_FALSE(pool.remove_link(2, 0ms));
+    ASSERT_TRUE(eventually([&] {
+        const auto s = pool.stats();
+        return s.links_stopping == 0 && s.links_waiting_to_connect == 18;
+    }));
+    EXPECT_LT(std::chrono::steady_clock::now() - removing, 1s);
+    EXPECT_EQ(total_attempts(pool), 1u);  // leaving the line gave nobody an early token
+
+    const auto shutting = std::chrono::steady_clock::now();
+    EXPECT_FALSE(pool.shutdown(2s));
+    EXPECT_LT(std::chrono::steady_clock::now() - shutting, 1s);
+    const auto s = pool.stats();
+    EXPECT_EQ(s.links_closed, 18u);
+    EXPECT_EQ(s.links_waiting_to_connect, 0u);
+}
+
+TEST(ConnectionPool, ConnectRateParamsAreValidated)
+{
+    pool_params p;
+    p.threads = 1;
+    p.connect_rate = -1;
+    EXPECT_THROW(connection_pool{p}, std::invalid_argument);
+    p.connect_rate = 10;
+    p.connect_burst = 0.5;
+    EXPECT_THROW(connection_pool{p}, std::invalid_argument);
+    p.connect_rate = 0;  // unlimited: the burst does not matter
+    EXPECT_NO_THROW(connection_pool{p});
 }

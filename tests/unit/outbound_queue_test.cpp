@@ -165,3 +165,86 @@ TEST(OutboundQueue, AsyncPushWaitsForSpaceThenTimesOut)
     EXPECT_TRUE(results[1]);
     EXPECT_EQ(q.size(), 1u);
 }
+
+TEST(OutboundQueue, PushFrontPutsAFailedBatchAheadOfEverythingInItsOrder)
+{
+    asio::io_context io;
+    outbound_queue q(io.get_executor(), 10);
+    for (int i = 0; i < 6; ++i)
+        ASSERT_TRUE(q.try_push(msg(i)));
+    message_ptr batch[4];
+    ASSERT_EQ(q.try_pop_bulk(batch, 4), 4u);  // 0..3 taken, their write "fails"
+    ASSERT_TRUE(q.try_push(msg(6)));          // pushed meanwhile
+
+    EXPECT_EQ(q.push_front(batch, 4), 4u);
+    EXPECT_EQ(q.size(), 7u);
+    EXPECT_EQ(q.front_size(), 4u);
+    EXPECT_EQ(q.rejected(), 0u);
+
+    // Taken out again in two pops, a put-back message and a queued one in the same pop.
+    message_ptr out[10];
+    ASSERT_EQ(q.try_pop_bulk(out, 2), 2u);
+    EXPECT_EQ(q.front_size(), 2u);
+    EXPECT_EQ(q.push_front(out, 2), 2u);  // failed again: back at the head
+    ASSERT_EQ(q.try_pop_bulk(out, 5), 5u);
+    for (int i = 0; i < 5; ++i)
+        EXPECT_EQ(out[i]->bytes(), msg(i)->bytes()) << i;
+    ASSERT_EQ(q.try_pop_bulk(out, 10), 2u);
+    EXPECT_EQ(out[0]->bytes(), msg(5)->bytes());
+    EXPECT_EQ(out[1]->bytes(), msg(6)->bytes());
+    EXPECT_EQ(q.size(), 0u);
+    EXPECT_EQ(q.front_size(), 0u);
+}
+
+TEST(OutboundQueue, PushFrontKeepsOnlyWhatTheCapacityHasRoomFor)
+{
+    asio::io_context io;
+    outbound_queue q(io.get_executor(), 4);
+    for (int i = 0; i < 4; ++i)
+        ASSERT_TRUE(q.try_push(msg(i)));
+    message_ptr batch[4];
+    ASSERT_EQ(q.try_pop_bulk(batch, 4), 4u);
+    for (int i = 10; i < 13; ++i)
+        ASSERT_TRUE(q.try_push(msg(i)));  // the slots the batch left are taken
+
+    EXPECT_EQ(q.push_front(batch, 4), 1u);  // room for the oldest one only
+    EXPECT_FALSE(batch[0]);
+    EXPECT_EQ(batch[1]->bytes(), msg(1)->bytes());  // the rest stays with the caller
+    EXPECT_EQ(q.size(), 4u);
+    EXPECT_FALSE(q.try_push(msg(99)));  // full: put-back messages count
+    EXPECT_EQ(q.push_front(batch + 1, 3), 0u);
+
+    message_ptr out[4];
+    ASSERT_EQ(q.try_pop_bulk(out, 4), 4u);
+    EXPECT_EQ(out[0]->bytes(), msg(0)->bytes());
+    EXPECT_EQ(out[1]->bytes(), msg(10)->bytes());
+}
+
+TEST(OutboundQueue, PutBackMessagesWakeTheConsumerAndAreDrainedOnClose)
+{
+    asio::io_context io;
+    outbound_queue q(io.get_executor(), 8);
+    ASSERT_TRUE(q.try_push(msg(1)));
+    message_ptr batch[1];
+    ASSERT_EQ(q.try_pop_bulk(batch, 1), 1u);
+    ASSERT_EQ(q.push_front(batch, 1), 1u);
+
+    bool woken = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            co_await q.async_wait_nonempty();
+            woken = true;
+        },
+        asio::detached);
+    io.run_for(50ms);
+    EXPECT_TRUE(woken);  // a put-back message is there to pop
+
+    q.close();
+    message_ptr again[1];
+    ASSERT_EQ(q.try_pop_bulk(again, 1), 1u);
+    EXPECT_EQ(q.push_front(again, 1), 1u);  // a closed queue still takes its own back
+    EXPECT_EQ(q.drain(), 1u);
+    EXPECT_EQ(q.size(), 0u);
+    EXPECT_EQ(q.front_size(), 0u);
+}

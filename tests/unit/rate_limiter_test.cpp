@@ -13,6 +13,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "omnitak/pool/error.hpp"
 #include "omnitak/pool/testing/manual_clock.hpp"
@@ -241,6 +242,176 @@ TEST(RateLimiter, CancellingAWaiterEndsTheWaitAndTakesNothing)
     io.restart();
     io.run();
     EXPECT_EQ(result, asio::error::operation_aborted);
+}
+
+// The fair bucket: a line of waiters in front of a token bucket, driven by a fake clock.
+class FairTokenBucket : public ::testing::Test {
+protected:
+    using fair = omnitak::basic_fair_token_bucket<clock_type>;
+    void SetUp() override { clock_type::set(clock_type::time_point{1'000s}); }
+    static clock_type::time_point now() { return clock_type::now(); }
+    static constexpr auto never = clock_type::duration::max();
+    static constexpr auto zero = clock_type::duration::zero();
+};
+
+TEST_F(FairTokenBucket, ServesWaitersInArrivalOrderAndWakesOnlyTheNextOne)
+{
+    fair line(token_bucket_params{.rate = 10, .burst = 2});
+    EXPECT_EQ(line.join(now(), [] {}), 0u);  // the burst: taken at once, no ticket
+    EXPECT_EQ(line.join(now(), [] {}), 0u);
+
+    int woken_a = 0, woken_b = 0, woken_c = 0;
+    const auto a = line.join(now(), [&] { ++woken_a; });
+    const auto b = line.join(now(), [&] { ++woken_b; });
+    const auto c = line.join(now(), [&] { ++woken_c; });
+    ASSERT_NE(a, 0u);
+    ASSERT_NE(b, 0u);
+    ASSERT_NE(c, 0u);
+    EXPECT_EQ(line.waiting(), 3u);
+
+    // Only the head is told a finite wait: one token every 100 ms.
+    EXPECT_EQ(line.poll(a, now()), 100ms);
+    EXPECT_EQ(line.poll(b, now()), never);
+    EXPECT_EQ(line.poll(c, now()), never);
+
+    clock_type::advance(100ms);
+    EXPECT_EQ(line.poll(b, now()), never);  // a token is there, but it is a's
+    EXPECT_EQ(line.poll(a, now()), zero);
+    EXPECT_EQ(woken_b, 1);
+    EXPECT_EQ(woken_c, 0);
+    EXPECT_EQ(line.poll(b, now()), 100ms);
+
+    clock_type::advance(100ms);
+    EXPECT_EQ(line.poll(b, now()), zero);
+    EXPECT_EQ(woken_c, 1);
+    clock_type::advance(100ms);
+    EXPECT_EQ(line.poll(c, now()), zero);
+    EXPECT_EQ(line.waiting(), 0u);
+    EXPECT_EQ(woken_a, 0);  // it never waited behind anyone
+    EXPECT_EQ(woken_b, 1);
+    EXPECT_EQ(woken_c, 1);
+}
+
+TEST_F(FairTokenBucket, NewcomersQueueBehindWaitersEvenWhenATokenIsThere)
+{
+    fair line(token_bucket_params{.rate = 10, .burst = 1});
+    ASSERT_EQ(line.join(now(), [] {}), 0u);
+    const auto a = line.join(now(), [] {});
+    ASSERT_NE(a, 0u);
+    clock_type::advance(1s);  // the bucket is full again, but a was first
+    int woken_x = 0;
+    const auto x = line.join(now(), [&] { ++woken_x; });
+    ASSERT_NE(x, 0u);
+    EXPECT_EQ(line.poll(x, now()), never);
+    EXPECT_EQ(line.poll(a, now()), zero);
+    EXPECT_EQ(woken_x, 1);
+    EXPECT_EQ(line.poll(x, now()), 100ms);
+}
+
+TEST_F(FairTokenBucket, LeavingTheHeadWakesTheNextAndCostsNoToken)
+{
+    fair line(token_bucket_params{.rate = 1, .burst = 1});
+    ASSERT_EQ(line.join(now(), [] {}), 0u);
+    int woken_b = 0, woken_c = 0;
+    const auto a = line.join(now(), [] {});
+    const auto b = line.join(now(), [&] { ++woken_b; });
+    const auto c = line.join(now(), [&] { ++woken_c; });
+
+    line.leave(c);  // not the head: nobody is woken
+    EXPECT_EQ(woken_b, 0);
+    EXPECT_EQ(line.poll(c, now()), zero);  // no longer in the line
+    line.leave(a);
+    EXPECT_EQ(woken_b, 1);
+    EXPECT_EQ(line.waiting(), 1u);
+    line.leave(a);  // twice: no-op
+    line.leave(0);
+    EXPECT_EQ(woken_b, 1);
+
+    // a's departure left the token for b, on the bucket's schedule.
+    EXPECT_EQ(line.poll(b, now()), 1s);
+    clock_type::advance(1s);
+    EXPECT_EQ(line.poll(b, now()), zero);
+    EXPECT_EQ(woken_c, 0);
+}
+
+TEST_F(FairTokenBucket, CloseLetsEveryoneThroughWithoutWakingAnyone)
+{
+    fair line(token_bucket_params{.rate = 1, .burst = 1});
+    ASSERT_EQ(line.join(now(), [] {}), 0u);
+    int woken = 0;
+    const auto a = line.join(now(), [&] { ++woken; });
+    const auto b = line.join(now(), [&] { ++woken; });
+    line.close();
+    EXPECT_EQ(line.waiting(), 0u);
+    EXPECT_EQ(line.poll(b, now()), zero);
+    EXPECT_EQ(line.poll(a, now()), zero);
+    EXPECT_EQ(line.join(now(), [&] { ++woken; }), 0u);
+    EXPECT_EQ(woken, 0);
+}
+
+// A thousand waiters, each polling only when woken or when its wait is over, as the links do:
+// the tokens come at the bucket's rate, in arrival order, and the line costs a bounded number
+// of polls per token (no herd of waiters waking for every token).
+TEST_F(FairTokenBucket, AThousandWaitersGetTheRateInOrderWithFewPolls)
+{
+    constexpr double rate = 50;
+    constexpr double burst = 20;
+    constexpr std::size_t waiters = 1000;
+    fair line(token_bucket_params{.rate = rate, .burst = burst});
+    const auto start = now();
+
+    struct waiter {
+        fair::ticket ticket = 0;
+        clock_type::time_point poll_at = clock_type::time_point::max();
+        clock_type::time_point granted{};
+    };
+    std::vector<waiter> w(waiters);
+    std::size_t immediate = 0;
+    for (std::size_t i = 0; i < waiters; ++i) {
+        w[i].ticket = line.join(now(), [&w, i] { w[i].poll_at = now(); });
+        if (w[i].ticket == 0) {
+            w[i].granted = now();
+            ++immediate;
+        } else if (line.poll(w[i].ticket, now()) != never) {
+            w[i].poll_at = now();  // the head polls on its own schedule
+        }
+    }
+    EXPECT_EQ(immediate, static_cast<std::size_t>(burst));
+
+    std::size_t polls = 0;
+    std::size_t granted = immediate;
+    std::vector<std::size_t> order;
+    while (granted < waiters) {
+        // The earliest due poll (at most one waiter is due at a time: the head).
+        std::size_t next = waiters;
+        for (std::size_t i = 0; i < waiters; ++i) {
+            if (w[i].ticket != 0 && w[i].poll_at != clock_type::time_point::max() &&
+                (next == waiters || w[i].poll_at < w[next].poll_at)) {
+                next = i;
+            }
+        }
+        ASSERT_LT(next, waiters) << "nobody is due to poll: the line stalled";
+        if (w[next].poll_at > now()) clock_type::set(w[next].poll_at);
+        ++polls;
+        const auto d = line.poll(w[next].ticket, now());
+        if (d == zero) {
+            w[next].ticket = 0;
+            w[next].granted = now();
+            order.push_back(next);
+            ++granted;
+        } else {
+            w[next].poll_at = d == never ? clock_type::time_point::max() : now() + d;
+        }
+    }
+
+    // In order of arrival, at the rate: the k-th waited token comes k / rate after the start.
+    for (std::size_t k = 0; k < order.size(); ++k) {
+        ASSERT_EQ(order[k], static_cast<std::size_t>(burst) + k);
+        const double at = std::chrono::duration<double>(w[order[k]].granted - start).count();
+        EXPECT_NEAR(at, static_cast<double>(k + 1) / rate, 1e-6) << k;
+    }
+    // One poll when woken, one when the token is due.
+    EXPECT_LE(polls, 2 * (waiters - immediate));
 }
 
 }  // namespace

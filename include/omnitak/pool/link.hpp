@@ -14,7 +14,27 @@
 // *request* the end of the session; the first request closes the socket once and wakes the
 // others, and the supervisor waits for the reader and the writer to finish before it backs
 // off. Every connect attempt asks the circuit breaker first; while it is open the link waits
-// until the breaker's retry time instead of connecting.
+// until the breaker's retry time instead of connecting. In a pool with a connect rate
+// (pool_params::connect_rate) the link then waits its turn for a connect token, in a line
+// shared by the pool's links (state backing_off meanwhile); a stop ends that wait at once.
+//
+// A connect attempt, name lookup included, ends at connect_timeout. Asio cannot interrupt a
+// getaddrinfo call that has started, so at the deadline the link abandons a hanging lookup
+// rather than waiting for it: the lookup finishes on its own later and its answer is thrown
+// away without touching the link (which may have moved on, or be gone). Until then it holds
+// Asio's resolver thread (one per io_context: later lookups there queue behind it), and
+// destroying the io_context waits for it.
+//
+// Messages across a reconnect. What the queue holds stays for the next session. A batch
+// whose write failed goes back to the head of the queue (see outbound_queue::push_front) and
+// is written first on the next session, right after the session's first_message and ping; the
+// room it takes counts against queue_capacity, and whatever no longer fits (pushers took the
+// slots meanwhile) is dropped and counted in link_stats::dropped_unsent. Delivery is
+// therefore at-least-once for that batch: part of it may have reached the peer before the
+// write failed and arrives twice (a TAK server takes a repeated uid/time as the same event).
+// Messages of earlier writes that completed were handed to the kernel and count as sent; if
+// the connection dies before the peer read them they are lost without notice, since TCP gives
+// the sender no receipt. Messages still queued when the link closes are dropped and counted.
 //
 // On every session the link first writes link_params::first_message (if any), then a t-x-c-t
 // ping (when health pings are enabled) so that a live TAK server sends a first byte. Pongs
@@ -43,6 +63,7 @@
 #include "omnitak/pool/message.hpp"
 #include "omnitak/pool/outbound_queue.hpp"
 #include "omnitak/pool/parser.hpp"
+#include "omnitak/pool/rate_limiter.hpp"
 
 namespace omnitak {
 
@@ -60,7 +81,9 @@ inline constexpr int off = 100;  ///< as a threshold: log nothing
 /// defaults (pool_params::link_defaults); a link may bring its own. Validated by validate(),
 /// which the link's constructor calls (throws std::invalid_argument naming the field).
 struct link_settings {
-    /// Resolving plus TCP connect must finish within this. Default 15 s. Must be > 0.
+    /// Resolving plus TCP connect must finish within this, else the attempt fails with
+    /// errc::connect_timeout (a name lookup still running then is abandoned). Default 15 s.
+    /// Must be > 0.
     std::chrono::milliseconds connect_timeout{15'000};
     /// After connecting, the peer must send at least one byte within this, else the session
     /// fails with errc::first_byte_timeout (the link pings on connect, so a live TAK server
@@ -73,7 +96,8 @@ struct link_settings {
     std::chrono::milliseconds short_session{5'000};
     /// Reconnect schedule. Defaults: 1 s first, x2, 60 s cap, ±20 %, reset after 60 s up.
     backoff_params backoff{};
-    /// Capacity of the outbound queue, in messages. Default 1024. Must be > 0.
+    /// Capacity of the outbound queue, in messages, including a failed batch kept for the
+    /// next session. Default 1024. Must be > 0.
     std::size_t queue_capacity = 1024;
     /// Most messages the writer takes from the queue for one gathered write. Default 64.
     /// Range 1 .. 1024.
@@ -97,7 +121,8 @@ struct link_params {
     link_id id = no_link;
     /// Display name for logs; also the ping uid prefix ("<name>-ping"; "<id>-ping" if empty).
     std::string name;
-    /// Host name or IP address literal. Must not be empty. Literals skip the resolver.
+    /// Host name or IP address literal. Must not be empty. Literals skip the resolver; a name
+    /// is looked up again on every connect attempt (getaddrinfo on Asio's resolver thread).
     std::string host;
     /// TCP port. Must not be 0.
     std::uint16_t port = 0;
@@ -135,9 +160,14 @@ public:
     /// start(). `defaults` are used when params.settings is empty. The link runs on a strand
     /// of `executor`, or on `executor` itself when `executor_is_serial` says it never runs
     /// two handlers at once (an io_context run by one thread), which saves memory.
+    /// `connect_tokens`, when set, is the line every connect attempt waits in for a token
+    /// (shared by the links of a pool); null: attempts are not rate limited. Whoever owns it
+    /// should close() it when shutting the links down, so that stopping links do not wake one
+    /// another.
     static std::shared_ptr<link> make(asio::any_io_executor executor, link_params params,
                                       const link_settings& defaults, link_callbacks callbacks,
-                                      bool executor_is_serial = false);
+                                      bool executor_is_serial = false,
+                                      std::shared_ptr<fair_token_bucket> connect_tokens = nullptr);
 
     /// Requests stop(0) if nobody asked for a stop before: dropping the last handle to a
     /// running link closes it. The coroutines keep the internals alive until they finish.
@@ -146,7 +176,8 @@ public:
     link(const link&) = delete;
     link& operator=(const link&) = delete;
 
-    /// Starts the supervisor (first connect attempt at once). Idempotent; ignored after stop().
+    /// Starts the supervisor (first connect attempt at once, or as soon as a connect token is
+    /// there). Idempotent; ignored after stop().
     void start();
 
     /// Stops the link: the queue is closed to new messages, what it holds is written within

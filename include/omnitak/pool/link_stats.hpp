@@ -25,7 +25,7 @@ namespace omnitak {
 enum class link_state : std::uint8_t {
     connecting,   ///< resolving or connecting (one attempt in flight)
     connected,    ///< a TCP session is up; reader, writer and liveness watchdog run
-    backing_off,  ///< waiting before the next attempt (backoff, or breaker open)
+    backing_off,  ///< waiting before the next attempt (backoff, breaker open, connect token)
     closed,       ///< stopped for good (removed, or the pool shut down)
 };
 
@@ -86,6 +86,10 @@ struct link_stats {
     link_state state = link_state::connecting;
     breaker_state breaker = breaker_state::closed;
     health_status health = health_status::healthy;
+    /// When `health` last changed (wall clock); time_point{} when it never did, i.e. the link
+    /// has been healthy since it was created. Changes happen on every session start after an
+    /// unhealthy or degraded spell, on inbound traffic, and when the watchdog finds silence.
+    std::chrono::system_clock::time_point health_changed_at{};
 
     std::uint64_t messages_sent = 0;      ///< queued messages written to the socket
     std::uint64_t bytes_sent = 0;         ///< every byte written (pings, first message included)
@@ -118,13 +122,20 @@ struct link_stats {
     std::uint32_t attempts_in_flight = 0;
     std::uint32_t max_attempts_in_flight = 0;
 
-    std::uint64_t queue_depth = 0;       ///< messages in the outbound queue now
+    /// Messages in the outbound queue now, those put back after a failed write included.
+    std::uint64_t queue_depth = 0;
     std::uint64_t messages_writing = 0;  ///< taken from the queue, their write in progress
     std::uint64_t queue_capacity = 0;
     std::uint64_t queue_rejected = 0;  ///< pushes refused: queue full or closed
-    std::uint64_t dropped_unsent = 0;  ///< taken from the queue but lost with their session,
-                                       ///< or still queued when the link closed
-    std::uint64_t drops = 0;           ///< queue_rejected + dropped_unsent
+    /// Messages whose write failed and that went back to the head of the queue, to be written
+    /// first on the next session (each failure counts; the peer may get such a message twice).
+    std::uint64_t messages_requeued = 0;
+    /// Of queue_depth, the messages put back after a failed write that are not written yet.
+    std::uint64_t requeued_pending = 0;
+    /// Lost messages: of a failed write, those the queue had no room to take back; and those
+    /// still queued when the link closed.
+    std::uint64_t dropped_unsent = 0;
+    std::uint64_t drops = 0;  ///< queue_rejected + dropped_unsent
 
     /// When the current session connected; time_point{} when not connected.
     std::chrono::system_clock::time_point connected_since{};

@@ -7,8 +7,15 @@
 //
 // Across a reconnect the queue belongs to the link, not to the TCP session: queued messages
 // stay (up to capacity) and are written once the link is connected again. Pushes that find the
-// queue full are refused and counted in rejected(); the link counts separately the messages it
-// had already taken from the queue when a session died (see link_stats::dropped_unsent).
+// queue full are refused and counted in rejected().
+//
+// A batch whose write failed goes back in at the head: push_front() returns messages the
+// consumer had taken to the front of the queue, in their order and ahead of everything pushed
+// since, so the link's next session writes them first. They count against the capacity like
+// any queued message: the slots they left when popped may have been taken by pushers in the
+// meantime, so push_front() keeps as many of them as there is room for (the oldest first) and
+// hands the rest back to the caller, which counts them as dropped (the link: in
+// link_stats::dropped_unsent).
 //
 // Memory: nothing is preallocated for the messages. moodycamel allocates blocks of
 // block_size slots as producers need them and keeps them for reuse until the queue is
@@ -17,11 +24,13 @@
 // per producing thread. That is why the default traits below use small blocks and indices.
 //
 // Thread safety: every member may be called from any thread, on distinct and shared objects,
-// except that try_pop_bulk() and async_wait_nonempty() are meant for the single consumer
-// (the link's writer); several consumers are safe but compete for messages.
+// except that try_pop_bulk(), push_front() and async_wait_nonempty() are meant for the single
+// consumer (the link's writer); several consumers are safe but compete for messages (and one
+// consumer's push_front() may then interleave with another's pops).
 #pragma once
 
 #include <concurrentqueue/concurrentqueue.h>
+#include <algorithm>
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -37,6 +46,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <vector>
 
 #include "omnitak/pool/message.hpp"
 
@@ -139,13 +149,50 @@ public:
     /// subtraction and, when it took something, one try_send to wake a waiting pusher.
     std::size_t try_pop_bulk(message_ptr* out, std::size_t max)
     {
-        const std::size_t taken = queue_.try_dequeue_bulk(out, max);
+        // Messages put back by push_front() come first; the mutex is taken only while there
+        // are any.
+        std::size_t taken = 0;
+        if (front_size_.load(std::memory_order_acquire) > 0) {
+            std::lock_guard lock(front_mutex_);
+            while (taken < max && !front_.empty()) {
+                out[taken++] = std::move(front_.back());
+                front_.pop_back();
+            }
+            if (front_.empty()) std::vector<message_ptr>().swap(front_);
+            front_size_.store(front_.size(), std::memory_order_release);
+        }
+        if (taken < max) taken += queue_.try_dequeue_bulk(out + taken, max - taken);
         if (taken > 0) {
             size_.fetch_sub(taken, std::memory_order_acq_rel);
             ring_not_full();
         }
         return taken;
     }
+
+    /// Puts `messages[0 .. n)`, taken from this queue by the consumer, back at the head of the
+    /// queue in that order, ahead of every queued message: the next try_pop_bulk() returns
+    /// them first. Keeps as many as there is room for now, the first ones first, and returns
+    /// how many; the caller still owns messages[kept .. n). Works on a closed queue too (so
+    /// that drain() accounts for them). Never waits; allocates when the head list grows.
+    /// Consumer only (see the thread-safety note above).
+    std::size_t push_front(message_ptr* messages, std::size_t n)
+    {
+        std::size_t kept = 0;
+        std::size_t current = size_.load(std::memory_order_relaxed);
+        do {
+            kept = current >= capacity_ ? 0 : std::min(n, capacity_ - current);
+            if (kept == 0) return 0;
+        } while (!size_.compare_exchange_weak(current, current + kept, std::memory_order_acq_rel,
+                                              std::memory_order_relaxed));
+        std::lock_guard lock(front_mutex_);
+        for (std::size_t i = kept; i-- > 0;)
+            front_.push_back(std::move(messages[i]));
+        front_size_.store(front_.size(), std::memory_order_release);
+        return kept;
+    }
+
+    /// Messages that push_front() put back and that are not popped yet (part of size()).
+    std::size_t front_size() const noexcept { return front_size_.load(std::memory_order_acquire); }
 
     /// Completes when the queue may hold a message, has been closed, or wake_consumer() was
     /// called. Wake-ups can be spurious (the caller re-checks with try_pop_bulk), never lost.
@@ -161,7 +208,8 @@ public:
         // there: with both fences one side always sees the other, so no wake-up is lost.
         consumer_waiting_.store(true, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (queue_.size_approx() > 0 || closed_.load(std::memory_order_acquire)) {
+        if (queue_.size_approx() > 0 || front_size_.load(std::memory_order_acquire) > 0 ||
+            closed_.load(std::memory_order_acquire)) {
             consumer_waiting_.store(false, std::memory_order_relaxed);
             co_return;
         }
@@ -261,6 +309,12 @@ private:
     std::mutex not_full_mutex_;
     std::unique_ptr<doorbell> not_full_owner_;
     std::atomic<doorbell*> not_full_{nullptr};
+    // Messages put back by push_front(), the head of the queue last (so that popping is
+    // pop_back). Empty and unallocated unless a write failed: a std::deque would allocate even
+    // when empty, in every link.
+    std::mutex front_mutex_;
+    std::vector<message_ptr> front_;
+    std::atomic<std::size_t> front_size_{0};
 };
 
 }  // namespace omnitak

@@ -71,6 +71,18 @@ struct pool_params {
     int log_level = log_level::warning;
     /// Flush timeout of remove_link(id) without an explicit one. Default 2 s. Must be >= 0.
     std::chrono::milliseconds remove_flush_timeout{2'000};
+    /// Connect attempts per second across all links of the pool (a token bucket shared by
+    /// them, served first come, first served), so that thousands of links coming back at
+    /// once after an outage do not all connect in the same instant. Every attempt (the first
+    /// one of a new link too) takes a token; a link waiting for one is backing_off. Default
+    /// 1000: a pool of up to 1,000 links starts at once, and 5,000 links that lost their
+    /// server together reach it again over about 4 s instead of within the 0.4 s their
+    /// backoff jitter spreads them over. 0: unlimited. Otherwise must be in (0, 1e9]. At the
+    /// default, 10,000 links added at once are all connecting within about 9 s.
+    double connect_rate = 1000.0;
+    /// Connect attempts allowed at once after a quiet period (the bucket's size). Default
+    /// 1000. Must be >= 1 when connect_rate > 0; ignored when it is 0.
+    double connect_burst = 1000.0;
 };
 
 /// A snapshot of the whole pool. Sums over the links in the pool now (removed links no
@@ -84,6 +96,8 @@ struct pool_stats {
     /// Removed (or shut down) links whose coroutines have not finished yet.
     std::size_t links_stopping = 0;
     std::size_t breakers_open = 0;
+    /// Links waiting in line for a connect token (pool_params::connect_rate).
+    std::size_t links_waiting_to_connect = 0;
     std::uint64_t messages_sent = 0;
     std::uint64_t messages_received = 0;
     std::uint64_t bytes_sent = 0;
@@ -96,8 +110,10 @@ struct pool_stats {
     /// (parse_error_reason_name(i) names slot i).
     std::array<std::uint64_t, parse_error_reason_count> parse_errors_by_reason{};
     std::uint64_t reconnects = 0;
-    std::uint64_t drops = 0;
-    std::uint64_t queue_depth = 0;  ///< sum of the outbound queues' depths
+    std::uint64_t drops = 0;           ///< queue_rejected + dropped_unsent
+    std::uint64_t queue_rejected = 0;  ///< pushes a link's queue refused (full or closed)
+    std::uint64_t dropped_unsent = 0;  ///< queued messages lost with a session or a link
+    std::uint64_t queue_depth = 0;     ///< sum of the outbound queues' depths
 };
 
 class connection_pool {

@@ -11,8 +11,13 @@
 // the bucket will be full again. Integer nanoseconds, no accumulated floating-point drift.
 //
 // rate_limiter wraps a steady-clock bucket in a mutex and adds async_acquire(), which waits
-// with an asio::steady_timer on the caller's executor. Use it for connect attempts across the
-// pool (one shared limiter) or for one link's outbound messages.
+// with an asio::steady_timer on the caller's executor. The system uses it for the
+// application's submit() rate.
+//
+// basic_fair_token_bucket serves many waiters first come, first served, without polling: only
+// the waiter at the head of its line waits for a token (on a timer of its own); the others
+// sleep until they are woken. The pool shares one between all its links for connect attempts
+// (pool_params::connect_rate), where thousands of links may want a token at once.
 #pragma once
 
 // Standard headers first: Asio 1.22 decides how it allocates (aligned_alloc or operator new)
@@ -21,9 +26,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include <asio/awaitable.hpp>
 #include <asio/redirect_error.hpp>
@@ -212,5 +220,131 @@ private:
     mutable std::mutex mutex_;
     basic_token_bucket<clock_type> bucket_;
 };
+
+/// A token bucket shared by many waiters and served in arrival order: a line (FIFO) in front
+/// of a basic_token_bucket, one token per waiter.
+///
+/// Sans-I/O: it reads no clock (every member takes `now`; `Clock` supplies the time_point
+/// type) and starts no timer. A waiter that does not get its token at once from join() is
+/// given a ticket and drives the wait itself:
+///
+///     ticket t = line.join(now, wake);          // 0: token taken, go
+///     while (t != 0) {
+///         auto d = line.poll(t, now);           // zero: token taken, go
+///         if (d == duration::zero()) break;
+///         sleep for d (duration::max(): until woken), or until wake() is called
+///     }                                         // on giving up: line.leave(t)
+///
+/// Only the waiter at the head of the line is ever told a finite wait; the others get
+/// duration::max() and are woken (their `wake` called once) when they reach the head, so a
+/// line of ten thousand waiters costs one timer expiry per token, not ten thousand. A waiter
+/// that leaves passes the head on at once, and its place costs no token.
+///
+/// Thread safety: every member may be called from any thread on a shared object (one mutex,
+/// held for O(log n) work). `wake` callbacks are called without the lock held, on the thread
+/// that called poll(), leave() or join() and moved the line on; they must be cheap and must
+/// not block (typically: post a wake-up to the waiter's executor). They may call back into the
+/// line.
+///
+/// Exceptions: the constructor throws std::invalid_argument for bad params (as
+/// basic_token_bucket); join() may throw std::bad_alloc.
+template <class Clock = std::chrono::steady_clock>
+class basic_fair_token_bucket {
+public:
+    using clock_type = Clock;
+    using time_point = typename Clock::time_point;
+    using duration = typename Clock::duration;
+    /// A place in the line; 0 means "no ticket" (the token was taken at once).
+    using ticket = std::uint64_t;
+
+    explicit basic_fair_token_bucket(token_bucket_params params = {}) : bucket_(params) {}
+
+    basic_fair_token_bucket(const basic_fair_token_bucket&) = delete;
+    basic_fair_token_bucket& operator=(const basic_fair_token_bucket&) = delete;
+
+    /// Takes a token at once when nobody is waiting and one is available (or after close()),
+    /// returning 0. Otherwise joins the end of the line and returns the ticket to poll() with;
+    /// `wake` is called once when the ticket becomes the head of the line behind others.
+    ticket join(time_point now, std::function<void()> wake)
+    {
+        std::lock_guard lock(mutex_);
+        if (closed_ || (line_.empty() && bucket_.try_acquire(now))) return 0;
+        const ticket t = ++last_ticket_;
+        line_.emplace(t, std::move(wake));
+        return t;
+    }
+
+    /// For a ticket from join(): takes the token and returns duration::zero() when `t` is at
+    /// the head of the line and a token is available (the ticket is then used up, and the next
+    /// waiter is woken); else how long to wait before polling again: the time until the next
+    /// token when `t` is at the head, duration::max() (wait to be woken) when it is not. A
+    /// ticket that is not in the line (used up, left, or emptied by close()) returns zero.
+    duration poll(ticket t, time_point now)
+    {
+        std::function<void()> wake_next;
+        {
+            std::lock_guard lock(mutex_);
+            const auto it = line_.find(t);
+            if (it == line_.end()) return duration::zero();
+            if (it != line_.begin()) return duration::max();
+            if (!bucket_.try_acquire(now)) return bucket_.time_until_available(now);
+            line_.erase(it);
+            if (!line_.empty()) wake_next = line_.begin()->second;
+        }
+        if (wake_next) wake_next();
+        return duration::zero();
+    }
+
+    /// Gives up a ticket without a token. When it was the head of the line, the next waiter is
+    /// woken. No-op for a ticket that is not in the line (and for 0).
+    void leave(ticket t)
+    {
+        std::function<void()> wake_next;
+        {
+            std::lock_guard lock(mutex_);
+            const auto it = line_.find(t);
+            if (it == line_.end()) return;
+            const bool was_head = it == line_.begin();
+            line_.erase(it);
+            if (was_head && !line_.empty()) wake_next = line_.begin()->second;
+        }
+        if (wake_next) wake_next();
+    }
+
+    /// Lets everyone through from now on: empties the line without waking anyone (poll()
+    /// then returns zero for every ticket), and join() returns 0 at once. For shutdown, when
+    /// the waiters are being stopped anyway and must not wake one another. Idempotent.
+    void close()
+    {
+        std::map<ticket, std::function<void()>> dropped;
+        {
+            std::lock_guard lock(mutex_);
+            closed_ = true;
+            dropped.swap(line_);
+        }
+        // The callbacks (and what they hold) are destroyed here, outside the lock.
+    }
+
+    /// Waiters in the line now.
+    std::size_t waiting() const
+    {
+        std::lock_guard lock(mutex_);
+        return line_.size();
+    }
+
+    double rate() const noexcept { return bucket_.rate(); }
+    double burst() const noexcept { return bucket_.burst(); }
+
+private:
+    mutable std::mutex mutex_;
+    basic_token_bucket<Clock> bucket_;
+    // Tickets grow monotonically, so the map's order is arrival order; begin() is the head.
+    std::map<ticket, std::function<void()>> line_;
+    ticket last_ticket_ = 0;
+    bool closed_ = false;
+};
+
+/// The fair bucket the pool uses: steady clock.
+using fair_token_bucket = basic_fair_token_bucket<>;
 
 }  // namespace omnitak

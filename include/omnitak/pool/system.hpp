@@ -60,7 +60,8 @@ struct system_params {
     std::size_t threads = 0;
 
     /// The pool: max_links, link_defaults (timeouts, backoff, queue capacity, health and
-    /// circuit-breaker settings of every link without its own), remove_flush_timeout. The
+    /// circuit-breaker settings of every link without its own), remove_flush_timeout, and
+    /// the connect-attempt rate across all links (connect_rate, connect_burst). The
     /// system sets executor, on_inbound and on_state_change itself: they must be left empty
     /// (std::invalid_argument otherwise). pool.log is used when set, else `log` below.
     pool_params pool{};
