@@ -172,6 +172,18 @@ struct mock_tak_server::impl {
 
 // One accepted client. Every member is touched only on the session's strand (the socket's
 // executor), except id_ which is immutable.
+namespace {
+
+// One read buffer per server thread, shared by the sessions that thread serves in turn.
+std::vector<char>& thread_read_buffer(std::size_t size)
+{
+    thread_local std::vector<char> buffer;
+    if (buffer.size() < size) buffer.resize(size);
+    return buffer;
+}
+
+}  // namespace
+
 class mock_tak_server::impl::session : public std::enable_shared_from_this<session> {
 public:
     session(impl& server, tcp::socket socket, std::uint64_t id)
@@ -181,9 +193,11 @@ public:
           executor_(socket_.get_executor()),
           read_gate_(socket_.get_executor(), asio::steady_timer::time_point::max()),
           write_wake_(socket_.get_executor(), asio::steady_timer::time_point::max()),
-          framer_(server.params_.framer),
-          buffer_(server.params_.read_buffer_bytes)
+          framer_(server.params_.framer)
     {
+        // Reads are non-blocking reads after a readiness wait (see read_loop).
+        std::error_code ignored;
+        socket_.non_blocking(true, ignored);
     }
 
     std::uint64_t id() const noexcept { return id_; }
@@ -256,13 +270,22 @@ private:
                 continue;
             }
 
-            auto [ec, n] = co_await socket_.async_read_some(
-                asio::buffer(buffer_),
+            // Wait until the socket is readable, then read into this thread's buffer: a session
+            // holds no read buffer of its own while it waits, which is nearly always (the
+            // sessions of a 10,000-link test would otherwise hold one each).
+            auto [ec] = co_await socket_.async_wait(
+                tcp::socket::wait_read,
                 asio::bind_cancellation_slot(read_cancel_.slot(), use_tuple));
             if (closed_) co_return;
             // Cancelled by pause_reading(): nothing was consumed; loop back to the gate.
             if (ec == asio::error::operation_aborted) continue;
 
+            std::vector<char>& buffer = thread_read_buffer(server_.params_.read_buffer_bytes);
+            std::size_t n = 0;
+            if (!ec) {
+                n = socket_.read_some(asio::buffer(buffer), ec);
+                if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+            }
             if (ec) {
                 framer_.finish();
                 drain_framer();
@@ -270,8 +293,11 @@ private:
                 co_return;
             }
             server_.bytes_in_.fetch_add(n, std::memory_order_relaxed);
-            framer_.feed(std::string_view(buffer_.data(), n));
+            // Borrowed: the framer copies only an unfinished tail before the buffer is reused.
+            framer_.feed_borrowed(std::string_view(buffer.data(), n));
             drain_framer();
+            // Between events a fresh framer holds no memory; this one may hold a large tail's.
+            if (framer_.idle()) framer_ = stream_framer(server_.params_.framer);
         }
     }
 
@@ -331,7 +357,6 @@ private:
     asio::steady_timer write_wake_;
     asio::cancellation_signal read_cancel_;
     stream_framer framer_;
-    std::vector<char> buffer_;
     std::deque<shared_bytes> queue_;
     std::size_t pending_bytes_ = 0;  // queued plus being written
     bool close_after_flush_ = false;

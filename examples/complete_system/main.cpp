@@ -333,9 +333,6 @@ int run(const options& opt, const interrupt_watch& interrupts)
             // delivery back to the gateway's other links on that server.
             mp.relay = false;
             mp.record = false;
-            // The gateway's events are small; a smaller per-session read buffer keeps the mock
-            // servers' share of the per-link memory figure below down.
-            mp.read_buffer_bytes = 8 * 1024;
             mocks.push_back(std::make_unique<omnitak::testing::mock_tak_server>(mp));
             endpoints.push_back({"127.0.0.1", mocks.back()->port()});
         }

@@ -59,7 +59,9 @@ struct mock_tak_server_params {
     /// that does not read from growing the server's memory without bound. Default 64 MiB;
     /// must be at least 1.
     std::size_t max_pending_write_bytes = 64u * 1024u * 1024u;
-    /// Size of each read from a client socket, in bytes. Default 64 KiB; must be at least 1.
+    /// Size of each read from a client socket, in bytes. The buffer is one per server thread,
+    /// shared by the sessions it serves (a session waits for readability without one).
+    /// Default 64 KiB; must be at least 1.
     std::size_t read_buffer_bytes = 64u * 1024u;
     /// Framing limits applied to every client stream.
     framer_params framer{};
