@@ -18,6 +18,7 @@
 #include "net_test_helpers.hpp"
 #include "omnitak/pool/system.hpp"
 #include "omnitak/pool/testing/mock_tak_server.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
@@ -25,6 +26,7 @@ using namespace std::chrono_literals;
 using omnitak::errc;
 using omnitak::test::event_xml;
 using omnitak::test::eventually;
+using omnitak::test::metric_sample;
 using omnitak::testing::mock_tak_server;
 using omnitak::testing::mock_tak_server_params;
 
@@ -35,20 +37,6 @@ std::string replaced(std::string text, const std::string& from, const std::strin
     const auto at = text.find(from);
     if (at == std::string::npos) throw std::logic_error("fixture lacks " + from);
     return text.replace(at, from.size(), to);
-}
-
-// The value of the first sample whose name and labels are exactly `series`, or nullopt.
-std::optional<double> sample(const std::string& text, const std::string& series)
-{
-    std::istringstream lines(text);
-    std::string line;
-    while (std::getline(lines, line)) {
-        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-            line[series.size()] == ' ') {
-            return std::stod(line.substr(series.size() + 1));
-        }
-    }
-    return std::nullopt;
 }
 
 std::uint64_t reason(const omnitak::link_stats& s, errc code)
@@ -197,16 +185,16 @@ TEST(InboundErrors, LinkStatsAndMetricsCountJunkBytesAndEachRejectionReason)
     EXPECT_EQ(p.parse_errors, 4u);
 
     const std::string text = sys.metrics().text();
-    EXPECT_EQ(sample(text, "pool_framer_bytes_skipped_total"),
+    EXPECT_EQ(metric_sample(text, "pool_framer_bytes_skipped_total"),
               static_cast<double>(s.framer_bytes_skipped))
         << text;
-    EXPECT_EQ(sample(text, "pool_framing_problems_total"), 6);
+    EXPECT_EQ(metric_sample(text, "pool_framing_problems_total"), 6);
     for (const auto& [code, n] : expected) {
         const std::string series =
             "pool_parse_errors_total{reason=\"" + std::string(omnitak::to_string(code)) + "\"}";
-        EXPECT_EQ(sample(text, series), static_cast<double>(n)) << series;
+        EXPECT_EQ(metric_sample(text, series), static_cast<double>(n)) << series;
     }
-    EXPECT_EQ(sample(text, "pool_parse_errors_total{reason=\"unknown\"}"), 0);
+    EXPECT_EQ(metric_sample(text, "pool_parse_errors_total{reason=\"unknown\"}"), 0);
     EXPECT_EQ(text.find("link=\""), std::string::npos) << "no per-link labels";
 
     const auto report = sys.shutdown(2s);

@@ -24,10 +24,12 @@
 #include <sys/wait.h>
 
 #include "omnitak/pool/metrics.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using omnitak::test::metric_sample;
 
 // GET /metrics over plain HTTP/1.0 (the server closes after the reply). Every step runs on an
 // io_context bounded by run_for, so a silent server fails the test instead of hanging it.
@@ -65,21 +67,6 @@ std::string body_of(const std::string& response)
 {
     const auto split = response.find("\r\n\r\n");
     return split == std::string::npos ? std::string{} : response.substr(split + 4);
-}
-
-// The value of the first sample whose name and labels are exactly `series`
-// (e.g. `pool_links{state="connected"}`), or nullopt.
-std::optional<double> sample(const std::string& text, const std::string& series)
-{
-    std::istringstream lines(text);
-    std::string line;
-    while (std::getline(lines, line)) {
-        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-            line[series.size()] == ' ') {
-            return std::stod(line.substr(series.size() + 1));
-        }
-    }
-    return std::nullopt;
 }
 
 bool has_family(const std::string& text, const std::string& name, const std::string& type)
@@ -220,33 +207,33 @@ TEST(MetricsRegistry, ServesEveryFamilyOverHttpWithTheSourcesValues)
     EXPECT_TRUE(has_family(text, "pool_framing_problems_total", "counter"));
     EXPECT_TRUE(has_family(text, "pool_outbound_queue_depth", "gauge"));
 
-    EXPECT_EQ(sample(text, "pool_connections_total"), 10);
-    EXPECT_EQ(sample(text, "pool_connections_active"), 7);
-    EXPECT_EQ(sample(text, "pool_messages_sent_total"), 501);
-    EXPECT_EQ(sample(text, "pool_messages_received_total"), 700);
-    EXPECT_EQ(sample(text, "pool_errors_total"), 3);
-    EXPECT_EQ(sample(text, "pool_reconnects_total"), 4);
-    EXPECT_EQ(sample(text, "pool_links{state=\"connected\"}"), 7);
-    EXPECT_EQ(sample(text, "pool_links{state=\"backing_off\"}"), 2);
-    EXPECT_EQ(sample(text, "pool_links{state=\"connecting\"}"), 1);
-    EXPECT_EQ(sample(text, "pool_links{state=\"closed\"}"), 0);
-    EXPECT_EQ(sample(text, "pool_breakers_open"), 1);
-    EXPECT_EQ(sample(text, "pool_framer_bytes_skipped_total"), 42);
-    EXPECT_EQ(sample(text, "pool_framing_problems_total"), 2);
-    EXPECT_EQ(sample(text, "pool_parse_errors_total{reason=\"bad_time\"}"), 5);
-    EXPECT_EQ(sample(text, "pool_parse_errors_total{reason=\"unknown\"}"), 1);
-    EXPECT_EQ(sample(text, "pool_parse_errors_total{reason=\"not_well_formed\"}"), 0);
-    EXPECT_EQ(sample(text, "pool_outbound_queue_depth"), 12);
-    EXPECT_EQ(sample(text, "distributor_messages_dropped_total"), 6);
-    EXPECT_EQ(sample(text, "aggregator_duplicate_messages_total"), 25);
-    EXPECT_EQ(sample(text, "aggregator_unique_messages_total"), 75);
-    EXPECT_DOUBLE_EQ(sample(text, "aggregator_dedup_ratio").value_or(-1), 0.25);
-    EXPECT_EQ(sample(text, "distributor_latency_seconds_bucket{le=\"0.001\"}"), 90);
-    EXPECT_EQ(sample(text, "distributor_latency_seconds_bucket{le=\"+Inf\"}"), 100);
-    EXPECT_EQ(sample(text, "distributor_latency_seconds_count"), 100);
-    EXPECT_DOUBLE_EQ(sample(text, "distributor_latency_seconds_sum").value_or(-1), 0.05);
-    EXPECT_EQ(sample(text, "distributor_batch_size_bucket{le=\"10\"}"), 15);
-    EXPECT_EQ(sample(text, "distributor_batch_size_count"), 20);
+    EXPECT_EQ(metric_sample(text, "pool_connections_total"), 10);
+    EXPECT_EQ(metric_sample(text, "pool_connections_active"), 7);
+    EXPECT_EQ(metric_sample(text, "pool_messages_sent_total"), 501);
+    EXPECT_EQ(metric_sample(text, "pool_messages_received_total"), 700);
+    EXPECT_EQ(metric_sample(text, "pool_errors_total"), 3);
+    EXPECT_EQ(metric_sample(text, "pool_reconnects_total"), 4);
+    EXPECT_EQ(metric_sample(text, "pool_links{state=\"connected\"}"), 7);
+    EXPECT_EQ(metric_sample(text, "pool_links{state=\"backing_off\"}"), 2);
+    EXPECT_EQ(metric_sample(text, "pool_links{state=\"connecting\"}"), 1);
+    EXPECT_EQ(metric_sample(text, "pool_links{state=\"closed\"}"), 0);
+    EXPECT_EQ(metric_sample(text, "pool_breakers_open"), 1);
+    EXPECT_EQ(metric_sample(text, "pool_framer_bytes_skipped_total"), 42);
+    EXPECT_EQ(metric_sample(text, "pool_framing_problems_total"), 2);
+    EXPECT_EQ(metric_sample(text, "pool_parse_errors_total{reason=\"bad_time\"}"), 5);
+    EXPECT_EQ(metric_sample(text, "pool_parse_errors_total{reason=\"unknown\"}"), 1);
+    EXPECT_EQ(metric_sample(text, "pool_parse_errors_total{reason=\"not_well_formed\"}"), 0);
+    EXPECT_EQ(metric_sample(text, "pool_outbound_queue_depth"), 12);
+    EXPECT_EQ(metric_sample(text, "distributor_messages_dropped_total"), 6);
+    EXPECT_EQ(metric_sample(text, "aggregator_duplicate_messages_total"), 25);
+    EXPECT_EQ(metric_sample(text, "aggregator_unique_messages_total"), 75);
+    EXPECT_DOUBLE_EQ(metric_sample(text, "aggregator_dedup_ratio").value_or(-1), 0.25);
+    EXPECT_EQ(metric_sample(text, "distributor_latency_seconds_bucket{le=\"0.001\"}"), 90);
+    EXPECT_EQ(metric_sample(text, "distributor_latency_seconds_bucket{le=\"+Inf\"}"), 100);
+    EXPECT_EQ(metric_sample(text, "distributor_latency_seconds_count"), 100);
+    EXPECT_DOUBLE_EQ(metric_sample(text, "distributor_latency_seconds_sum").value_or(-1), 0.05);
+    EXPECT_EQ(metric_sample(text, "distributor_batch_size_bucket{le=\"10\"}"), 15);
+    EXPECT_EQ(metric_sample(text, "distributor_batch_size_count"), 20);
 
     registry.remove_source(id);
     registry.remove_source(id2);
@@ -257,17 +244,17 @@ TEST(MetricsRegistry, CountersNeverGoDownWhenASourceTotalFalls)
     omnitak::metrics_registry registry;
     fake_figures figures;
     const auto id = registry.add_source([&](omnitak::metrics_snapshot& s) { fill(figures, s); });
-    EXPECT_EQ(sample(registry.text(), "pool_messages_sent_total"), 500);
+    EXPECT_EQ(metric_sample(registry.text(), "pool_messages_sent_total"), 500);
 
     // A link with 200 sends was removed: the running total falls. The exported counter keeps
     // what it had and adds later growth on top.
     figures.sent = 300;
-    EXPECT_EQ(sample(registry.text(), "pool_messages_sent_total"), 500);
+    EXPECT_EQ(metric_sample(registry.text(), "pool_messages_sent_total"), 500);
     figures.sent = 350;
-    EXPECT_EQ(sample(registry.text(), "pool_messages_sent_total"), 550);
+    EXPECT_EQ(metric_sample(registry.text(), "pool_messages_sent_total"), 550);
 
     registry.remove_source(id);
-    EXPECT_EQ(sample(registry.text(), "pool_messages_sent_total"), 550);
+    EXPECT_EQ(metric_sample(registry.text(), "pool_messages_sent_total"), 550);
 }
 
 TEST(MetricsRegistry, RepairsAMalformedHistogramInsteadOfBreakingTheScrape)
@@ -279,9 +266,10 @@ TEST(MetricsRegistry, RepairsAMalformedHistogramInsteadOfBreakingTheScrape)
         s.distributor_latency_seconds.count = 2;                          // below a bucket
     });
     const std::string text = registry.text();
-    EXPECT_EQ(sample(text, "distributor_latency_seconds_bucket{le=\"0.01\"}"), 5);
-    EXPECT_FALSE(sample(text, "distributor_latency_seconds_bucket{le=\"0.001\"}").has_value());
-    EXPECT_EQ(sample(text, "distributor_latency_seconds_count"), 5);
+    EXPECT_EQ(metric_sample(text, "distributor_latency_seconds_bucket{le=\"0.01\"}"), 5);
+    EXPECT_FALSE(
+        metric_sample(text, "distributor_latency_seconds_bucket{le=\"0.001\"}").has_value());
+    EXPECT_EQ(metric_sample(text, "distributor_latency_seconds_count"), 5);
     registry.remove_source(id);
 }
 
@@ -295,7 +283,7 @@ TEST(MetricsRegistry, ExportsTheApplicationsOwnMetricsToo)
     family.Add({}).Increment(3);
 
     const std::string text = body_of(http_get(registry.port()));
-    EXPECT_EQ(sample(text, "app_events_total"), 3);
+    EXPECT_EQ(metric_sample(text, "app_events_total"), 3);
     EXPECT_TRUE(has_family(text, "pool_connections_total", "gauge"));
 }
 

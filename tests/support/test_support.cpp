@@ -31,4 +31,17 @@ std::string read_file(const std::filesystem::path& path)
     return std::move(bytes).str();
 }
 
+std::optional<double> metric_sample(const std::string& text, const std::string& series)
+{
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+            line[series.size()] == ' ') {
+            return std::stod(line.substr(series.size() + 1));
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace omnitak::test

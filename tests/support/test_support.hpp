@@ -17,4 +17,8 @@ std::filesystem::path fixtures_dir();
 /// Whole file as bytes; throws std::runtime_error naming the file when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
 
+/// In Prometheus text exposition `text`, the value of the first sample whose name and labels
+/// are exactly `series` (e.g. `pool_links{state="connected"}`), or nullopt.
+std::optional<double> metric_sample(const std::string& text, const std::string& series);
+
 }  // namespace omnitak::test

@@ -9,24 +9,12 @@
 #include <system_error>
 
 #include "omnitak/pool/system.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-// The value of the first sample whose name and labels are exactly `series`, or nullopt.
-std::optional<double> sample(const std::string& text, const std::string& series)
-{
-    std::istringstream lines(text);
-    std::string line;
-    while (std::getline(lines, line)) {
-        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-            line[series.size()] == ' ') {
-            return std::stod(line.substr(series.size() + 1));
-        }
-    }
-    return std::nullopt;
-}
+using omnitak::test::metric_sample;
 
 omnitak::system_params quiet()
 {
@@ -46,12 +34,12 @@ TEST(MetricsNames, DistributorBatchSizeHistogramHasTheDistributorsBuckets)
     for (const auto bound : omnitak::distributor_batch_size_bounds) {
         const std::string series =
             "distributor_batch_size_bucket{le=\"" + std::to_string(bound) + "\"}";
-        EXPECT_EQ(sample(text, series), 0) << series << "\n" << text;
+        EXPECT_EQ(metric_sample(text, series), 0) << series << "\n" << text;
         ++bounds;
     }
     EXPECT_GE(bounds, 10u);
-    EXPECT_EQ(sample(text, "distributor_batch_size_bucket{le=\"+Inf\"}"), 0);
-    EXPECT_EQ(sample(text, "distributor_batch_size_count"), 0);
+    EXPECT_EQ(metric_sample(text, "distributor_batch_size_bucket{le=\"+Inf\"}"), 0);
+    EXPECT_EQ(metric_sample(text, "distributor_batch_size_count"), 0);
 }
 
 TEST(MetricsNames, ParseErrorReasonSlotsAreNamedByTheirErrorCodes)
@@ -74,9 +62,9 @@ TEST(MetricsNames, ParseErrorReasonSlotsAreNamedByTheirErrorCodes)
     for (std::size_t i = 0; i < omnitak::parse_error_reason_count; ++i) {
         const std::string series = "pool_parse_errors_total{reason=\"" +
                                    std::string(omnitak::parse_error_reason_name(i)) + "\"}";
-        EXPECT_EQ(sample(text, series), 0) << series;
+        EXPECT_EQ(metric_sample(text, series), 0) << series;
     }
-    EXPECT_EQ(sample(text, "pool_framer_bytes_skipped_total"), 0);
+    EXPECT_EQ(metric_sample(text, "pool_framer_bytes_skipped_total"), 0);
 }
 
 }  // namespace
