@@ -133,6 +133,7 @@ void validate(const link_settings& s)
     // The breaker and the tracker validate their own params; build throwaway ones so that a
     // bad value is reported here, at add_link, and not later on a strand.
     circuit_breaker check_breaker(s.breaker);
+    if (s.outbound_rate) token_bucket check_rate(*s.outbound_rate);
     health_tracker check_health(s.health);
     stream_framer check_framer(s.framing);
 }
@@ -167,7 +168,10 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
           watchdog_timer(executor),
           breaker(settings.breaker),
           health(settings.health),
-          backoff(settings.backoff, params.id)
+          backoff(settings.backoff, params.id),
+          outbound_tokens(settings.outbound_rate
+                              ? std::make_unique<token_bucket>(*settings.outbound_rate)
+                              : nullptr)
     {
     }
 
@@ -229,6 +233,10 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     std::vector<std::string> control_writing;
     std::unique_ptr<message_ptr[]> batch;  // only while the writer is busy
     std::vector<asio::const_buffer> buffers;
+    // The outbound cap (link_settings::outbound_rate), null without one, and the writer's
+    // timer for the next token, made on first use.
+    std::unique_ptr<token_bucket> outbound_tokens;
+    std::unique_ptr<asio::steady_timer> outbound_timer;
 
     // --- any thread ----------------------------------------------------------------------------
     std::atomic<link_state> state{link_state::connecting};
@@ -352,6 +360,7 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         std::error_code ignored;
         socket.close(ignored);
         watchdog_timer.cancel();
+        if (outbound_timer) outbound_timer->cancel();
         ++deadline_gen;
         deadline_timer.cancel();
         queue->wake_consumer();
@@ -681,6 +690,7 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         deadline_timer.cancel();
         wait_timer.cancel();
         watchdog_timer.cancel();
+        if (outbound_timer) outbound_timer->cancel();
 
         queue->close();
         dropped_unsent.fetch_add(queue->drain(), std::memory_order_relaxed);
@@ -872,7 +882,21 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
             control_writing.clear();
             control_writing.swap(control_pending);
             if (!batch) batch = std::make_unique<message_ptr[]>(max_batch);
-            const std::size_t n = queue->try_pop_bulk(batch.get(), max_batch);
+
+            // With an outbound cap, take no more messages than there are tokens; with none,
+            // and nothing else to write, wait for the next token.
+            std::size_t allowed = max_batch;
+            const auto now = clock_type::now();
+            if (outbound_tokens) {
+                allowed =
+                    std::min(max_batch, static_cast<std::size_t>(outbound_tokens->available(now)));
+                if (allowed == 0 && control_writing.empty() && queue->size() != 0) {
+                    co_await wait_for_outbound_token(now);
+                    continue;
+                }
+            }
+            const std::size_t n = allowed == 0 ? 0 : queue->try_pop_bulk(batch.get(), allowed);
+            if (outbound_tokens && n > 0) outbound_tokens->try_acquire(now, static_cast<double>(n));
 
             if (n == 0 && control_writing.empty()) {
                 if (queue->closed()) {
@@ -933,6 +957,16 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         }
         release_write_memory();
         control_writing.clear();
+    }
+
+    asio::awaitable<void> wait_for_outbound_token(clock_type::time_point now)
+    {
+        // Made on first use: most links have no cap and need no timer.
+        if (!outbound_timer)
+            outbound_timer = std::make_unique<asio::steady_timer>(socket.get_executor());
+        outbound_timer->expires_at(now + outbound_tokens->time_until_available(now, 1.0));
+        std::error_code ec;  // cancelled when the session ends
+        co_await outbound_timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
 
     void release_write_memory()

@@ -671,3 +671,53 @@ TEST(Link, FailedBatchKeepsOnlyWhatFitsTheQueueAndCountsTheRestAsDropped)
     for (std::size_t i = 0; i < kept; ++i)
         EXPECT_TRUE(distinct.count("m-" + std::to_string(i))) << i;
 }
+
+TEST(Link, OutboundRateCapsMessagesWrittenAndStopEndsTheWaitPromptly)
+{
+    // Burst 10 then 50 messages/s: 60 messages need at least about 1 s, and never more than
+    // the burst plus the rate times the time elapsed are written.
+    link_settings settings = test::quick_settings();
+    settings.outbound_rate = token_bucket_params{50.0, 10.0};
+    mock_tak_server server;
+    fixture f(settings);
+    ASSERT_FALSE(f.pool->add_link(endpoint(1, server.port())));
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
+
+    constexpr std::size_t n = 60;
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < n; ++i)
+        ASSERT_FALSE(f.pool->send_to(1, make_event("r-" + std::to_string(i))));
+    while (uids_received(server, "r-").size() < n) {
+        const double elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const std::size_t written = f.stats(1).messages_sent;
+        // Checked after reading the clock: a write counted now was allowed by then.
+        EXPECT_LE(static_cast<double>(written), 10.0 + 50.0 * elapsed + 1.0) << elapsed;
+        ASSERT_LT(elapsed, 20.0) << "only " << written << " written";
+        std::this_thread::sleep_for(5ms);
+    }
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_GE(took, (n - 10) / 50.0 * 0.9);
+    EXPECT_EQ(f.stats(1).messages_sent, n);
+    EXPECT_EQ(f.stats(1).drops, 0u);
+
+    // A writer waiting for a token does not hold up removal beyond the flush timeout.
+    for (std::size_t i = 0; i < 200; ++i)
+        ASSERT_FALSE(f.pool->send_to(1, make_event("late")));
+    const auto removing = std::chrono::steady_clock::now();
+    f.pool->remove_link(1, 300ms);
+    EXPECT_LT(std::chrono::steady_clock::now() - removing, 2s);
+    EXPECT_FALSE(f.pool->stats_of(1));
+}
+
+TEST(Link, OutboundRateIsValidated)
+{
+    link_settings settings = test::quick_settings();
+    settings.outbound_rate = token_bucket_params{0.0, 10.0};
+    EXPECT_THROW(validate(settings), std::invalid_argument);
+    settings.outbound_rate = token_bucket_params{10.0, 0.5};
+    EXPECT_THROW(validate(settings), std::invalid_argument);
+    settings.outbound_rate = token_bucket_params{10.0, 1.0};
+    EXPECT_NO_THROW(validate(settings));
+}

@@ -102,6 +102,13 @@ struct link_settings {
     /// Most messages the writer takes from the queue for one gathered write. Default 64.
     /// Range 1 .. 1024.
     std::size_t write_batch = 64;
+    /// Optional cap on this link's outbound messages: a token bucket (rate per second, burst).
+    /// The writer takes at most as many queued messages as there are tokens and otherwise
+    /// waits for the next one; messages wait in the queue meanwhile, within its capacity
+    /// (refused pushes are counted as usual). The link's own first message and pings are not
+    /// counted. A stop's flush honours the cap too, within its flush timeout. Default nullopt:
+    /// no cap. The bucket is validated as token_bucket_params says.
+    std::optional<token_bucket_params> outbound_rate;
     /// Pings and liveness (see health_params). The breaker is fed missed pongs.
     health_params health{};
     /// The link's circuit breaker.
