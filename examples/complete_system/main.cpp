@@ -317,7 +317,10 @@ int run(const options& opt, const interrupt_watch& interrupts)
         auto set = ex::load_replay(opt.replay, ec);
         if (ec) {
             std::fprintf(stderr, "complete-system: cannot read --replay '%s': %s\n",
-                         opt.replay.c_str(), ec.message().c_str());
+                         opt.replay.c_str(),
+                         ec == std::errc::invalid_argument
+                             ? "not a regular file or a folder (devices and pipes are not read)"
+                             : ec.message().c_str());
             return 1;
         }
         if (set.events.empty()) {

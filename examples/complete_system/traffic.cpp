@@ -470,7 +470,11 @@ void frame_file(const std::filesystem::path& file, replay_set& out, std::error_c
     for (;;) {
         const frame_result r = framer.next();
         if (r.what == frame_result::kind::need_more) break;
-        if (r.what != frame_result::kind::event) continue;
+        if (r.what == frame_result::kind::problem) {
+            // Junk between events is normal in captures; an event lost whole is a rejection.
+            if (r.problem.code != errc::bytes_skipped) ++out.rejected;
+            continue;
+        }
         if (parse_cot(r.event, summary)) {
             ++out.rejected;
         } else {

@@ -154,7 +154,8 @@ std::optional<std::size_t> resident_memory_bytes();
 
 /// Every event found in a file, or in every regular file under a folder (sorted by path, so
 /// replays repeat): split at `<event` ... `</event>` by the library's stream framer, each
-/// checked with parse_cot. Events that do not parse are counted in `rejected`, not returned.
+/// checked with parse_cot. Events that do not parse, or that the framer had to give up (too
+/// large, cut off), are counted in `rejected`, not returned.
 /// Errors: the file or folder cannot be read (ec set, nothing returned).
 struct replay_set {
     std::vector<std::string> events;
