@@ -886,8 +886,9 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
             // With an outbound cap, take no more messages than there are tokens; with none,
             // and nothing else to write, wait for the next token.
             std::size_t allowed = max_batch;
-            const auto now = clock_type::now();
+            clock_type::time_point now{};  // read only when there is a cap to check
             if (outbound_tokens) {
+                now = clock_type::now();
                 allowed =
                     std::min(max_batch, static_cast<std::size_t>(outbound_tokens->available(now)));
                 if (allowed == 0 && control_writing.empty() && queue->size() != 0) {

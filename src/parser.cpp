@@ -12,13 +12,14 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
-#include <tuple>
 #include <utility>
 
 namespace omnitak {
@@ -474,48 +475,39 @@ struct parsed_source {
     }
 };
 
-// Stores `value` in `slot` unless an earlier attribute of the same name did (first one wins).
-void keep_first(const char*& set, std::string_view& slot, std::string_view value) noexcept
+// The value of the first attribute of each of `names` in the tag (first one wins), nullopt for
+// those absent, in one pass over the tag.
+template <std::size_t N>
+std::array<std::optional<std::string_view>, N> first_values(
+    start_tag_attributes attributes, const std::array<std::string_view, N>& names) noexcept
 {
-    if (set == nullptr) {
-        set = value.data();
-        slot = value;
+    std::array<std::optional<std::string_view>, N> found{};
+    for (std::string_view name, value; attributes.next(name, value);) {
+        for (std::size_t i = 0; i < N; ++i) {
+            if (name != names[i]) continue;
+            if (!found[i]) found[i] = value;
+            break;
+        }
     }
+    return found;
 }
 
 std::error_code read_point(const parsed_source& src, const pugi::xml_node& point, cot_point& out)
 {
-    std::string_view lat, lon, hae, ce, le;
-    const char *has_lat = nullptr, *has_lon = nullptr, *has_hae = nullptr, *has_ce = nullptr,
-               *has_le = nullptr;
-    start_tag_attributes attributes = src.attributes_of(point);
-    for (std::string_view name, value; attributes.next(name, value);) {
-        if (name == "lat")
-            keep_first(has_lat, lat, value);
-        else if (name == "lon")
-            keep_first(has_lon, lon, value);
-        else if (name == "hae")
-            keep_first(has_hae, hae, value);
-        else if (name == "ce")
-            keep_first(has_ce, ce, value);
-        else if (name == "le")
-            keep_first(has_le, le, value);
-    }
+    static constexpr std::array<std::string_view, 5> names{"lat", "lon", "hae", "ce", "le"};
+    const auto [lat, lon, hae, ce, le] = first_values(src.attributes_of(point), names);
 
     std::string scratch;
-    if (has_lat == nullptr || has_lon == nullptr ||
-        !parse_number(attribute_text(lat, scratch), out.lat) ||
-        !parse_number(attribute_text(lon, scratch), out.lon))
+    if (!lat || !lon || !parse_number(attribute_text(*lat, scratch), out.lat) ||
+        !parse_number(attribute_text(*lon, scratch), out.lon))
         return errc::bad_point;
     if (out.lat < -90.0 || out.lat > 90.0 || out.lon < -180.0 || out.lon > 180.0)
         return errc::point_out_of_range;
 
     // Real senders write "nan", "NaN" or nothing for unknown values: they mean "unknown".
-    for (const auto& [present, text, field] :
-         {std::tuple{has_hae, hae, &out.hae}, std::tuple{has_ce, ce, &out.ce},
-          std::tuple{has_le, le, &out.le}}) {
-        if (present != nullptr && !parse_number(attribute_text(text, scratch), *field))
-            *field = cot_point{}.hae;
+    for (const auto& [text, field] :
+         {std::pair{hae, &out.hae}, std::pair{ce, &out.ce}, std::pair{le, &out.le}}) {
+        if (text && !parse_number(attribute_text(*text, scratch), *field)) *field = cot_point{}.hae;
     }
     return {};
 }
@@ -523,25 +515,17 @@ std::error_code read_point(const parsed_source& src, const pugi::xml_node& point
 void read_marti(const parsed_source& src, const pugi::xml_node& marti, cot_summary& out)
 {
     using kind = cot_destination::kind;
+    // Indexed by cot_destination::kind.
+    static constexpr std::array<std::string_view, 4> names{"uid", "callsign", "group", "mission"};
     for (pugi::xml_node dest = marti.child("dest"); dest; dest = dest.next_sibling("dest")) {
         // One destination per present attribute, in this order whatever the document's.
-        std::string_view values[4];
-        const char* present[4] = {};
-        start_tag_attributes attributes = src.attributes_of(dest);
-        for (std::string_view name, value; attributes.next(name, value);) {
-            const int index = name == "uid"        ? 0
-                              : name == "callsign" ? 1
-                              : name == "group"    ? 2
-                              : name == "mission"  ? 3
-                                                   : -1;
-            if (index >= 0) keep_first(present[index], values[index], value);
-        }
+        const auto values = first_values(src.attributes_of(dest), names);
         for (const kind by : {kind::uid, kind::callsign, kind::group, kind::mission}) {
-            const auto index = static_cast<std::size_t>(by);
-            if (present[index] == nullptr) continue;
+            const auto& value = values[static_cast<std::size_t>(by)];
+            if (!value) continue;
             cot_destination& dest_out = out.destinations.emplace_back();
             dest_out.by = by;
-            assign_attribute_value(dest_out.value, values[index]);
+            assign_attribute_value(dest_out.value, *value);
         }
     }
 }
@@ -551,26 +535,15 @@ void read_marti(const parsed_source& src, const pugi::xml_node& marti, cot_summa
 void read_detail(const parsed_source& src, const pugi::xml_node& detail, cot_summary& out)
 {
     if (const pugi::xml_node contact = detail.child("contact")) {
-        start_tag_attributes attributes = src.attributes_of(contact);
-        for (std::string_view name, value; attributes.next(name, value);) {
-            if (name == "callsign") {
-                assign_attribute_value(out.callsign, value);
-                break;
-            }
-        }
+        static constexpr std::array<std::string_view, 1> names{"callsign"};
+        const auto [callsign] = first_values(src.attributes_of(contact), names);
+        assign_attribute_value(out.callsign, callsign.value_or(std::string_view()));
     }
     if (const pugi::xml_node group = detail.child("__group")) {
-        const char *has_name = nullptr, *has_role = nullptr;
-        std::string_view group_name, group_role;
-        start_tag_attributes attributes = src.attributes_of(group);
-        for (std::string_view name, value; attributes.next(name, value);) {
-            if (name == "name")
-                keep_first(has_name, group_name, value);
-            else if (name == "role")
-                keep_first(has_role, group_role, value);
-        }
-        assign_attribute_value(out.group_name, group_name);
-        assign_attribute_value(out.group_role, group_role);
+        static constexpr std::array<std::string_view, 2> names{"name", "role"};
+        const auto [name, role] = first_values(src.attributes_of(group), names);
+        assign_attribute_value(out.group_name, name.value_or(std::string_view()));
+        assign_attribute_value(out.group_role, role.value_or(std::string_view()));
     }
     for (pugi::xml_node marti = detail.child("marti"); marti; marti = marti.next_sibling("marti"))
         read_marti(src, marti, out);
@@ -710,39 +683,24 @@ bool locate_detail(std::string_view s, const char* base, const pugi::xml_node& d
 std::error_code read_event_attributes(const parsed_source& src, const pugi::xml_node& event,
                                       cot_summary& out)
 {
-    std::string_view uid, type, how, time, start, stale;
-    const char *has_uid = nullptr, *has_type = nullptr, *has_how = nullptr, *has_time = nullptr,
-               *has_start = nullptr, *has_stale = nullptr;
-    start_tag_attributes attributes = src.attributes_of(event);
-    for (std::string_view name, value; attributes.next(name, value);) {
-        if (name == "uid")
-            keep_first(has_uid, uid, value);
-        else if (name == "type")
-            keep_first(has_type, type, value);
-        else if (name == "how")
-            keep_first(has_how, how, value);
-        else if (name == "time")
-            keep_first(has_time, time, value);
-        else if (name == "start")
-            keep_first(has_start, start, value);
-        else if (name == "stale")
-            keep_first(has_stale, stale, value);
-    }
+    static constexpr std::array<std::string_view, 6> names{"uid",  "type",  "how",
+                                                           "time", "start", "stale"};
+    const auto [uid, type, how, time, start, stale] = first_values(src.attributes_of(event), names);
 
-    if (uid.empty()) return errc::missing_uid;
-    if (type.empty()) return errc::missing_type;
-    assign_attribute_value(out.uid, uid);
-    assign_attribute_value(out.type, type);
-    assign_attribute_value(out.how, how);
-    if (has_time == nullptr || has_start == nullptr || has_stale == nullptr) return errc::bad_time;
+    if (!uid || uid->empty()) return errc::missing_uid;
+    if (!type || type->empty()) return errc::missing_type;
+    assign_attribute_value(out.uid, *uid);
+    assign_attribute_value(out.type, *type);
+    assign_attribute_value(out.how, how.value_or(std::string_view()));
+    if (!time || !start || !stale) return errc::bad_time;
     std::string scratch;
-    if (!parse_cot_time(attribute_text(time, scratch), out.time)) return errc::bad_time;
+    if (!parse_cot_time(attribute_text(*time, scratch), out.time)) return errc::bad_time;
     // Senders usually write `start` as a copy of `time`: same text, same instant.
-    if (start == time)
+    if (*start == *time)
         out.start = out.time;
-    else if (!parse_cot_time(attribute_text(start, scratch), out.start))
+    else if (!parse_cot_time(attribute_text(*start, scratch), out.start))
         return errc::bad_time;
-    if (!parse_cot_time(attribute_text(stale, scratch), out.stale)) return errc::bad_time;
+    if (!parse_cot_time(attribute_text(*stale, scratch), out.stale)) return errc::bad_time;
     out.control = classify_control(out.type);
     return {};
 }
