@@ -754,20 +754,26 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
         note_health(health_before);
 
         if (!framer) framer.emplace(settings.framing);
-        framer->feed(bytes);
+        // Borrowed: drain_framer() runs to need_more before the read buffer is used again, and
+        // the framer copies only an unfinished tail, so a read is not copied twice.
+        framer->feed_borrowed(bytes);
         drain_framer();
     }
 
-    void drain_framer()
+    // Hands every complete event to deliver() and counts every problem, until the framer
+    // needs more bytes. True when a problem was an event cut off by the end of the stream.
+    bool drain_framer()
     {
+        bool truncated = false;
         for (;;) {
             const frame_result r = framer->next();
             // Before the result is acted on, so that whoever sees an event or a problem
             // counted also sees the bytes skipped before it.
             count_skipped_bytes();
-            if (r.what == frame_result::kind::need_more) return;
+            if (r.what == frame_result::kind::need_more) return truncated;
             if (r.what == frame_result::kind::problem) {
                 on_framing_problem(r.problem);
+                if (r.problem.code == errc::stream_truncated) truncated = true;
                 log(log_level::info, [&] {
                     return "framing: " + r.problem.code.message() + " (" +
                            std::to_string(r.problem.length) + " bytes)";
@@ -828,21 +834,7 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     {
         if (!framer) return false;
         framer->finish();
-        bool truncated = false;
-        for (;;) {
-            const frame_result r = framer->next();
-            // Before the result is acted on, so that whoever sees an event or a problem
-            // counted also sees the bytes skipped before it.
-            count_skipped_bytes();
-            if (r.what == frame_result::kind::need_more) break;
-            if (r.what == frame_result::kind::event) {
-                deliver(std::string(r.event));
-                continue;
-            }
-            on_framing_problem(r.problem);
-            if (r.problem.code == errc::stream_truncated) truncated = true;
-        }
-        return truncated;
+        return drain_framer();
     }
 
     void count_skipped_bytes()
