@@ -15,6 +15,7 @@
 //   in the reading thread, "pool" frames, parses and delivers each event through a link.
 // - Round trip: the link sends an event, the mock server echoes it, the link delivers it; the
 //   inbound handler sends the next one. One message in flight per link; p50/p99 reported.
+//   The baseline is a bare Asio client doing the same against the same mock server.
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 #include <sys/resource.h>
@@ -519,6 +520,25 @@ BENCHMARK(BM_InboundPool)
 // ---------------------------------------------------------------------------------------------
 // Round trip through an echoing mock server, one message in flight per link.
 // ---------------------------------------------------------------------------------------------
+// Puts p50/p99/max of every link's round trips (microseconds) into the state's counters;
+// false (and the state skipped) when there were none.
+bool report_round_trips(benchmark::State& state, const std::vector<std::vector<double>>& samples)
+{
+    std::vector<double> all;
+    for (const auto& v : samples)
+        all.insert(all.end(), v.begin(), v.end());
+    std::sort(all.begin(), all.end());
+    if (all.empty()) {
+        state.SkipWithError("no round trips");
+        return false;
+    }
+    state.counters["p50_us"] = all[all.size() / 2];
+    state.counters["p99_us"] = all[all.size() * 99 / 100];
+    state.counters["max_us"] = all.back();
+    state.counters["round_trips"] = static_cast<double>(all.size());
+    return true;
+}
+
 void BM_RoundTrip(benchmark::State& state)
 {
     raise_fd_limit();
@@ -573,20 +593,65 @@ void BM_RoundTrip(benchmark::State& state)
         wait_until([&] { return finished.load() == links; }, 120s);
         pool.shutdown(1s);
 
-        std::vector<double> all;
-        for (auto& v : samples)
-            all.insert(all.end(), v.begin(), v.end());
-        std::sort(all.begin(), all.end());
-        if (all.empty()) {
-            state.SkipWithError("no round trips");
-            break;
-        }
-        state.counters["p50_us"] = all[all.size() / 2];
-        state.counters["p99_us"] = all[all.size() * 99 / 100];
-        state.counters["max_us"] = all.back();
-        state.counters["round_trips"] = static_cast<double>(all.size());
+        if (!report_round_trips(state, samples)) break;
     }
 }
+// The same round trips from a bare Asio client (one thread, one coroutine per socket: write the
+// event, read back exactly its bytes) against the same mock server: the baseline for the pool's
+// figures above, measured in the same run.
+void BM_RoundTripBareAsio(benchmark::State& state)
+{
+    raise_fd_limit();
+    const auto links = static_cast<std::size_t>(state.range(0));
+    const std::size_t per_link = links == 1 ? 20'000 : 300;
+    testing::mock_tak_server_params sp;
+    sp.relay = false;
+    sp.record = false;
+    sp.echo = true;
+    forked_servers servers(1, sp);
+    const std::string event = event_xml("rt", event_size);
+
+    for (auto _ : state) {
+        asio::io_context io;
+        std::vector<asio::ip::tcp::socket> sockets;
+        for (std::size_t i = 0; i < links; ++i) {
+            sockets.emplace_back(io);
+            sockets.back().connect({asio::ip::make_address("127.0.0.1"), servers.ports()[0]});
+            sockets.back().set_option(asio::ip::tcp::no_delay(true));
+        }
+        std::vector<std::vector<double>> samples(links);
+        for (std::size_t i = 0; i < links; ++i) {
+            asio::co_spawn(
+                io,
+                [&, i]() -> asio::awaitable<void> {
+                    std::string reply(event.size(), '\0');
+                    for (std::size_t k = 0; k < per_link; ++k) {
+                        const auto sent = std::chrono::steady_clock::now();
+                        if (getenv("DEFER")) co_await asio::post(io, asio::use_awaitable);
+                        co_await asio::async_write(sockets[i], asio::buffer(event),
+                                                   asio::use_awaitable);
+                        co_await asio::async_read(sockets[i], asio::buffer(reply),
+                                                  asio::use_awaitable);
+                        samples[i].push_back(
+                            std::chrono::duration<double, std::micro>(
+                                std::chrono::steady_clock::now() - sent)
+                                .count());
+                    }
+                },
+                asio::detached);
+        }
+        io.run();
+        report_round_trips(state, samples);
+    }
+}
+BENCHMARK(BM_RoundTripBareAsio)
+    ->ArgNames({"links"})
+    ->Arg(1)
+    ->Arg(100)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->Unit(benchmark::kMillisecond);
+
 // Arguments: links, pool threads. With 2 pool threads and the mock server's own thread on a
 // 2-core machine, three busy threads share two cores and the scheduler's time slices show up
 // in the tail; 1 pool thread leaves one core to each side, as a bare C client/server pair has.

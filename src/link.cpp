@@ -15,6 +15,7 @@
 #include <atomic>
 #include <exception>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -153,10 +154,14 @@ void validate(const link_params& p)
 struct link::impl : std::enable_shared_from_this<link::impl> {
     enum class phase : std::uint8_t { idle, connecting, session, waiting, done };
 
-    impl(asio::any_io_executor executor, link_params p, const link_settings& defaults,
-         link_callbacks cb, bool serial, std::shared_ptr<fair_token_bucket> tokens)
-        : params(std::move(p)),
-          settings(params.settings ? *params.settings : defaults),
+    impl(asio::any_io_executor executor, link_params p,
+         std::shared_ptr<const link_settings> defaults, link_callbacks cb, bool serial,
+         std::shared_ptr<fair_token_bucket> tokens)
+        : params(without_settings(p)),
+          settings_holder(p.settings
+                              ? std::make_shared<const link_settings>(std::move(*p.settings))
+                              : std::move(defaults)),
+          settings(*settings_holder),
           callbacks(std::move(cb)),
           ping_uid((params.name.empty() ? std::to_string(params.id) : params.name) + "-ping"),
           strand(serial ? executor : asio::any_io_executor(asio::make_strand(executor))),
@@ -175,9 +180,29 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     {
     }
 
+    // The endpoint as given, without its settings: link_params holds its optional settings
+    // inline (about 200 bytes), which thousands of links using the pool's defaults would each
+    // carry empty.
+    struct endpoint {
+        link_id id;
+        std::string name;
+        std::string host;
+        std::uint16_t port;
+        std::uint8_t priority;
+        std::string first_message;
+    };
+    static endpoint without_settings(link_params& p)
+    {
+        return endpoint{p.id,         std::move(p.name),    std::move(p.host),
+                        p.port,       p.priority,           std::move(p.first_message)};
+    }
+
     // --- immutable after construction ----------------------------------------------------
-    const link_params params;
-    const link_settings settings;
+    const endpoint params;
+    // Shared with every other link that uses the same defaults (the pool's link_defaults):
+    // one copy per pool, not one per link.
+    const std::shared_ptr<const link_settings> settings_holder;
+    const link_settings& settings;
     const link_callbacks callbacks;
     const std::string ping_uid;
     // The link's serial executor: a strand of the executor given, or that executor itself when
@@ -232,6 +257,12 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     std::vector<std::string> control_pending;  // control messages for the writer
     std::vector<std::string> control_writing;
     std::unique_ptr<message_ptr[]> batch;  // only while the writer is busy
+    // batch[0, unfinished_count) was begun by write_now(); unfinished_offset bytes of it are
+    // written. The writer finishes it before anything else.
+    std::size_t unfinished_count = 0;
+    std::size_t unfinished_offset = 0;
+    bool writer_parked = false;  // the writer waits for the queue (it holds no batch then)
+    int empty_wakeups = 0;       // the writer's wake-ups in a row that found nothing
     std::vector<asio::const_buffer> buffers;
     // The outbound cap (link_settings::outbound_rate), null without one, and the writer's
     // timer for the next token, made on first use.
@@ -717,6 +748,7 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
             const std::size_t n = socket.read_some(asio::buffer(buffer), ec);
             if (!ec) {
                 on_bytes(std::string_view(buffer.data(), n));
+                write_now();
                 if (++reads >= reads_before_yield) {
                     reads = 0;
                     co_await asio::post(strand, asio::use_awaitable);
@@ -869,8 +901,18 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
     asio::awaitable<void> write_loop(std::shared_ptr<impl> /*keep alive*/)
     {
         const std::size_t max_batch = settings.write_batch;
-        int empty_wakeups = 0;
+        empty_wakeups = 0;
         while (!session_ending) {
+            buffers.clear();
+            if (unfinished_count > 0) {
+                // The rest of a batch write_now() began: part of it is on the wire, so it
+                // goes before anything else, control messages included.
+                const std::size_t n = std::exchange(unfinished_count, 0);
+                add_batch_buffers(n, std::exchange(unfinished_offset, 0));
+                if (!co_await write_batch(n)) break;
+                continue;
+            }
+
             control_writing.clear();
             control_writing.swap(control_pending);
             if (!batch) batch = std::make_unique<message_ptr[]>(max_batch);
@@ -911,45 +953,116 @@ struct link::impl : std::enable_shared_from_this<link::impl> {
                 release_write_memory();
                 // A wait that keeps completing with nothing to pop must not starve the strand.
                 if (++empty_wakeups > 1) co_await asio::post(strand, asio::use_awaitable);
+                writer_parked = true;
                 co_await queue->async_wait_nonempty();
+                writer_parked = false;
                 continue;
             }
             empty_wakeups = 0;
 
-            buffers.clear();
             for (const auto& c : control_writing)
                 buffers.emplace_back(asio::buffer(c));
-            for (std::size_t i = 0; i < n; ++i) {
-                const auto bytes = batch[i]->bytes();
-                buffers.emplace_back(asio::buffer(bytes.data(), bytes.size()));
-            }
-
-            std::error_code ec;
-            messages_writing.store(n, std::memory_order_relaxed);
-            const std::size_t written = co_await asio::async_write(
-                socket, buffers, asio::redirect_error(asio::use_awaitable, ec));
-            bytes_sent.fetch_add(written, std::memory_order_relaxed);
-            if (ec) {
-                // The batch goes back to the head of the queue for the next session, as far
-                // as the queue has room. Some of it may have reached the peer already: a
-                // re-send can duplicate those (at-least-once; TAK servers take a repeated
-                // uid/time as an update).
-                const std::size_t kept = n > 0 ? queue->push_front(batch.get(), n) : 0;
-                for (std::size_t i = 0; i < n; ++i)
-                    batch[i].reset();
-                messages_requeued.fetch_add(kept, std::memory_order_relaxed);
-                dropped_unsent.fetch_add(n - kept, std::memory_order_relaxed);
-                messages_writing.store(0, std::memory_order_relaxed);
-                end_session(ec);
-                break;
-            }
-            for (std::size_t i = 0; i < n; ++i)
-                batch[i].reset();
-            messages_sent.fetch_add(n, std::memory_order_relaxed);
-            messages_writing.store(0, std::memory_order_relaxed);
+            add_batch_buffers(n, 0);
+            if (!co_await write_batch(n)) break;
         }
+        // A session that ended between write_now() and the writer's turn leaves its rest.
+        if (unfinished_count > 0) requeue_batch(std::exchange(unfinished_count, 0));
         release_write_memory();
         control_writing.clear();
+    }
+
+    // Appends batch[0, n) to `buffers`, without its first `skip` bytes (already written).
+    void add_batch_buffers(std::size_t n, std::size_t skip)
+    {
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto bytes = batch[i]->bytes();
+            if (skip >= bytes.size()) {
+                skip -= bytes.size();
+                continue;
+            }
+            buffers.emplace_back(asio::buffer(bytes.data() + skip, bytes.size() - skip));
+            skip = 0;
+        }
+    }
+
+    // Writes `buffers`, which end with batch[0, n); false when that failed and ended the
+    // session.
+    asio::awaitable<bool> write_batch(std::size_t n)
+    {
+        std::error_code ec;
+        messages_writing.store(n, std::memory_order_relaxed);
+        const std::size_t written = co_await asio::async_write(
+            socket, buffers, asio::redirect_error(asio::use_awaitable, ec));
+        bytes_sent.fetch_add(written, std::memory_order_relaxed);
+        if (ec) {
+            requeue_batch(n);
+            end_session(ec);
+            co_return false;
+        }
+        for (std::size_t i = 0; i < n; ++i)
+            batch[i].reset();
+        messages_sent.fetch_add(n, std::memory_order_relaxed);
+        messages_writing.store(0, std::memory_order_relaxed);
+        co_return true;
+    }
+
+    // batch[0, n) goes back to the head of the queue for the next session, as far as the
+    // queue has room. Some of it may have reached the peer already: a re-send can duplicate
+    // those (at-least-once; TAK servers take a repeated uid/time as an update).
+    void requeue_batch(std::size_t n)
+    {
+        const std::size_t kept = n > 0 ? queue->push_front(batch.get(), n) : 0;
+        for (std::size_t i = 0; i < n; ++i)
+            batch[i].reset();
+        messages_requeued.fetch_add(kept, std::memory_order_relaxed);
+        dropped_unsent.fetch_add(n - kept, std::memory_order_relaxed);
+        messages_writing.store(0, std::memory_order_relaxed);
+    }
+
+    // Called by the reader once a read's events are handed out. When the handlers queued
+    // messages on this link (a reply on the same link, say) and the writer is parked, they
+    // are written from here and now: waking the writer would put the write behind every
+    // other completion already pending on this thread (the rest of an epoll batch: tens of
+    // links' reads under load), which showed as a second peak in round-trip times. Only the
+    // plain case is taken: no outbound cap, no control message waiting, no stop under way.
+    // What the socket does not take at once is left to the writer, which writes it first.
+    void write_now()
+    {
+        if (!writer_parked || unfinished_count > 0 || session_ending || flushing ||
+            outbound_tokens || !control_pending.empty() || queue->size() == 0) {
+            return;
+        }
+        constexpr std::size_t most = 16;  // on the stack: a parked writer holds no memory
+        message_ptr popped[most];
+        const std::size_t n = queue->try_pop_bulk(popped, std::min(most, settings.write_batch));
+        if (n == 0) return;
+        asio::const_buffer pieces[most];
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto bytes = popped[i]->bytes();
+            pieces[i] = asio::buffer(bytes.data(), bytes.size());
+            total += bytes.size();
+        }
+        // The socket is non-blocking (run_session): this takes what fits and never waits.
+        std::error_code ec;
+        const std::size_t written =
+            socket.write_some(std::span<const asio::const_buffer>(pieces, n), ec);
+        bytes_sent.fetch_add(written, std::memory_order_relaxed);
+        if (!ec && written == total) {
+            messages_sent.fetch_add(n, std::memory_order_relaxed);
+            // The pushes rang the parked writer, which will find nothing: a wake-up with a
+            // cause, not the spinning that empty_wakeups guards against.
+            empty_wakeups = 0;
+            return;
+        }
+        // Short write, would-block or an error: the writer takes the rest (and meets the
+        // error itself, through the usual path).
+        batch = std::make_unique<message_ptr[]>(settings.write_batch);
+        std::move(popped, popped + n, batch.get());
+        unfinished_count = n;
+        unfinished_offset = written;
+        messages_writing.store(n, std::memory_order_relaxed);
+        queue->wake_consumer();
     }
 
     asio::awaitable<void> wait_for_outbound_token(clock_type::time_point now)
@@ -1073,8 +1186,23 @@ std::shared_ptr<link> link::make(asio::any_io_executor executor, link_params par
                                  bool executor_is_serial,
                                  std::shared_ptr<fair_token_bucket> connect_tokens)
 {
+    // The defaults are copied only when this link uses them.
+    auto shared_defaults =
+        params.settings ? nullptr : std::make_shared<const link_settings>(defaults);
+    return make(std::move(executor), std::move(params), std::move(shared_defaults),
+                std::move(callbacks), executor_is_serial, std::move(connect_tokens));
+}
+
+std::shared_ptr<link> link::make(asio::any_io_executor executor, link_params params,
+                                 std::shared_ptr<const link_settings> defaults,
+                                 link_callbacks callbacks, bool executor_is_serial,
+                                 std::shared_ptr<fair_token_bucket> connect_tokens)
+{
     validate(params);
-    if (!params.settings) validate(defaults);
+    if (!params.settings) {
+        if (!defaults) throw std::invalid_argument("link::make: no settings and no defaults");
+        validate(*defaults);
+    }
     auto state =
         std::make_shared<impl>(std::move(executor), std::move(params), defaults,
                                std::move(callbacks), executor_is_serial, std::move(connect_tokens));
@@ -1118,9 +1246,17 @@ link_id link::id() const noexcept
 {
     return impl_->params.id;
 }
-const link_params& link::params() const noexcept
+link_params link::params() const
 {
-    return impl_->params;
+    const auto& e = impl_->params;
+    link_params p;
+    p.id = e.id;
+    p.name = e.name;
+    p.host = e.host;
+    p.port = e.port;
+    p.priority = e.priority;
+    p.first_message = e.first_message;
+    return p;
 }
 const link_settings& link::settings() const noexcept
 {

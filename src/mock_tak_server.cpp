@@ -446,6 +446,9 @@ asio::awaitable<void> mock_tak_server::impl::accept_loop(std::shared_ptr<tcp::ac
             continue;
         }
 
+        // As TAK servers do: a pong or a relayed event goes out at once, not after the
+        // client's delayed ACK.
+        socket.set_option(tcp::no_delay(true), ignored);
         auto s =
             std::make_shared<session>(*this, std::move(socket), next_session_.fetch_add(1) + 1);
         add_session(s);

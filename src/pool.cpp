@@ -68,6 +68,7 @@ struct connection_pool::impl {
             throw std::invalid_argument("pool_params::remove_flush_timeout must be >= 0");
         }
         validate(params.link_defaults);
+        link_defaults = std::make_shared<const link_settings>(params.link_defaults);
         if (!(params.connect_rate >= 0.0) || params.connect_rate > 1e9) {
             throw std::invalid_argument("pool_params::connect_rate must be in [0, 1e9]");
         }
@@ -187,6 +188,8 @@ struct connection_pool::impl {
     }
 
     pool_params params;
+    // params.link_defaults, shared by every link that takes them.
+    std::shared_ptr<const link_settings> link_defaults;
     std::shared_ptr<pool_core> core;
     std::shared_ptr<fair_token_bucket> connect_tokens;  // null: connect rate unlimited
 
@@ -239,7 +242,7 @@ std::error_code connection_pool::add_link(link_params params)
     link_ptr l;
     try {
         const auto [executor, serial] = p.next_executor();
-        l = link::make(executor, std::move(params), p.params.link_defaults, p.callbacks_for_links(),
+        l = link::make(executor, std::move(params), p.link_defaults, p.callbacks_for_links(),
                        serial, p.connect_tokens);
     } catch (...) {
         p.count.fetch_sub(1, std::memory_order_acq_rel);

@@ -67,7 +67,12 @@ struct options {
 struct endpoint {
     std::string host;
     std::uint16_t port = 0;
-    std::string url() const { return "tcp://" + host + ":" + std::to_string(port); }
+    std::string url() const
+    {
+        // An IPv6 literal goes back in brackets, as it was given.
+        const bool v6 = host.find(':') != std::string::npos;
+        return "tcp://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    }
 };
 
 // "tcp://HOST:PORT" (HOST may be a bracketed IPv6 literal). nullopt when malformed.
@@ -379,19 +384,20 @@ int run(const options& opt, const interrupt_watch& interrupts)
     std::unique_ptr<omnitak::system> gateway;
     try {
         gateway = std::make_unique<omnitak::system>(params);
-    } catch (const std::runtime_error&) {
-        // Only the metrics exposer fails at run time here (address invalid or in use).
+    } catch (const std::runtime_error& e) {
+        // Only the metrics exposer fails at run time here (address invalid or in use); its
+        // message says which.
         if (opt.metrics_explicit) {
             std::fprintf(stderr,
-                         "complete-system: --metrics '%s': cannot serve there (expected a free "
-                         "HOST:PORT, or 'off')\n",
-                         opt.metrics.c_str());
+                         "complete-system: --metrics '%s': %s (expected a free HOST:PORT, or "
+                         "'off')\n",
+                         opt.metrics.c_str(), e.what());
             return 2;
         }
         std::fprintf(stderr,
-                     "complete-system: metrics: %s is not free; running without /metrics "
-                     "(choose one with --metrics HOST:PORT)\n",
-                     opt.metrics.c_str());
+                     "complete-system: %s; running without /metrics (choose an address "
+                     "with --metrics HOST:PORT)\n",
+                     e.what());
         params.metrics.serve = false;
         gateway = std::make_unique<omnitak::system>(params);
     }

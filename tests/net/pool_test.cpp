@@ -82,6 +82,113 @@ TEST(ConnectionPool, MessagesFlowBothWaysThroughAMockServer)
     EXPECT_EQ(f.pool->shutdown(2s), std::error_code{});
 }
 
+// A reply queued by the inbound handler on the same link is written by the reader at once
+// (write_now); when the socket takes only part of it, the writer must finish that part before
+// anything else, so every event still arrives whole and in order.
+namespace {
+
+struct replying_pool {
+    explicit replying_pool(std::size_t reply_bytes)
+    {
+        for (int i = 0; i < 16; ++i)
+            replies.push_back(make_event("reply-" + std::to_string(i), reply_bytes));
+        pool_params p;
+        p.threads = 1;
+        p.link_defaults = test::quick_settings();
+        p.on_inbound = [this](message_ptr m) {
+            if (m->summary().uid != "ask") return;
+            for (const auto& r : replies)
+                pool->send_to(m->origin(), r);
+        };
+        pool = std::make_unique<connection_pool>(std::move(p));
+    }
+    std::vector<message_ptr> replies;
+    std::unique_ptr<connection_pool> pool;
+};
+
+// The uids of the replies the server parsed, in arrival order.
+std::vector<std::string> replies_received(const mock_tak_server& server)
+{
+    std::vector<std::string> uids;
+    for (const auto& e : server.received()) {
+        if (e.summary.uid.rfind("reply-", 0) == 0) uids.push_back(e.summary.uid);
+    }
+    return uids;
+}
+
+std::vector<std::string> replies_in_order(int rounds)
+{
+    std::vector<std::string> uids;
+    for (int r = 0; r < rounds; ++r) {
+        for (int i = 0; i < 16; ++i)
+            uids.push_back("reply-" + std::to_string(i));
+    }
+    return uids;
+}
+
+}  // namespace
+
+TEST(ConnectionPool, RepliesFromTheInboundHandlerArriveWholeAndInOrder)
+{
+    mock_tak_server server;
+    replying_pool small(600);
+    ASSERT_FALSE(small.pool->add_link(endpoint(1, server.port())));
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
+    server.send_to_all(test::event_xml("ask"));
+    server.send_to_all(test::event_xml("ask"));
+    ASSERT_TRUE(eventually([&] { return replies_received(server).size() == 32; }));
+    EXPECT_EQ(replies_received(server), replies_in_order(2));
+    EXPECT_TRUE(eventually([&] { return small.pool->stats_of(1)->messages_sent == 32; }));
+    EXPECT_EQ(small.pool->shutdown(2s), std::error_code{});
+
+    // 16 x 2 MiB while the server does not read: more than loopback's socket buffers hold,
+    // so the first write takes only part of the replies and the writer finishes them.
+    server.clear_received();
+    replying_pool big(2 * 1024 * 1024);
+    ASSERT_FALSE(big.pool->add_link(endpoint(1, server.port())));
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
+    server.set_reading(false);
+    server.send_to_all(test::event_xml("ask"));
+    ASSERT_TRUE(eventually([&] { return big.pool->stats_of(1)->messages_writing > 0; }));
+    const auto while_stuck = *big.pool->stats_of(1);
+    EXPECT_LT(while_stuck.bytes_sent, 16u * 2u * 1024u * 1024u);
+    EXPECT_EQ(while_stuck.messages_sent, 0u);
+    server.set_reading(true);
+    ASSERT_TRUE(eventually([&] { return replies_received(server).size() == 16; }, 30s));
+    EXPECT_EQ(replies_received(server), replies_in_order(1));
+    EXPECT_EQ(server.parse_failures(), 0u);
+    EXPECT_EQ(server.framer_problems(), 0u);
+    EXPECT_TRUE(eventually([&] { return big.pool->stats_of(1)->messages_sent == 16; }));
+    EXPECT_EQ(big.pool->stats_of(1)->dropped_unsent, 0u);
+    EXPECT_EQ(big.pool->shutdown(2s), std::error_code{});
+}
+
+TEST(ConnectionPool, AReplyCutShortByTheSessionEndIsSentAgainOnTheNext)
+{
+    mock_tak_server server;
+    replying_pool big(2 * 1024 * 1024);
+    ASSERT_FALSE(big.pool->add_link(endpoint(1, server.port())));
+    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
+    server.set_reading(false);
+    server.send_to_all(test::event_xml("ask"));
+    ASSERT_TRUE(eventually([&] { return big.pool->stats_of(1)->messages_writing > 0; }));
+
+    // The session ends with the replies part-written; they go back to the queue (none is
+    // lost) and the next session sends them, whole and in order.
+    server.clear_received();
+    server.close_all_clients();
+    server.set_reading(true);
+    ASSERT_TRUE(eventually([&] { return big.pool->stats_of(1)->reconnects >= 1; }));
+    ASSERT_TRUE(eventually([&] { return replies_received(server).size() >= 16; }, 30s));
+    EXPECT_EQ(replies_received(server), replies_in_order(1));
+    EXPECT_EQ(server.parse_failures(), 0u);
+    const auto s = *big.pool->stats_of(1);
+    EXPECT_EQ(s.messages_requeued, 16u);
+    EXPECT_EQ(s.dropped_unsent, 0u);
+    EXPECT_TRUE(eventually([&] { return big.pool->stats_of(1)->messages_sent == 16; }));
+    EXPECT_EQ(big.pool->shutdown(2s), std::error_code{});
+}
+
 TEST(ConnectionPool, BroadcastToFiftyLinksReachesAllFifty)
 {
     mock_tak_server_params sp;

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <asio/io_context.hpp>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -121,6 +122,38 @@ TEST(LinkParams, AddLinkThrowsForBadParamsAndKeepsTheSlot)
     EXPECT_THROW(pool.add_link(bad), std::invalid_argument);
     EXPECT_EQ(pool.size(), 0u);
     pool.shutdown(100ms);
+}
+
+TEST(LinkParams, LinksShareTheDefaultsTheyAreGivenAndKeepTheirOwn)
+{
+    asio::io_context io;  // never run: nothing may start
+    auto defaults = std::make_shared<const link_settings>();
+    auto first = omnitak::link::make(io.get_executor(), good(), defaults, {});
+    auto second_params = good();
+    second_params.id = 8;
+    auto second = omnitak::link::make(io.get_executor(), second_params, defaults, {});
+    EXPECT_EQ(&first->settings(), defaults.get());
+    EXPECT_EQ(&second->settings(), defaults.get());
+
+    auto own_params = good();
+    own_params.id = 9;
+    own_params.settings = link_settings{};
+    own_params.settings->queue_capacity = 3;
+    auto own = omnitak::link::make(io.get_executor(), own_params, defaults, {});
+    EXPECT_NE(&own->settings(), defaults.get());
+    EXPECT_EQ(own->settings().queue_capacity, 3u);
+
+    // params() gives the endpoint back; the settings in force are settings().
+    const link_params back = own->params();
+    EXPECT_EQ(back.id, 9u);
+    EXPECT_EQ(back.name, "alpha");
+    EXPECT_EQ(back.host, "127.0.0.1");
+    EXPECT_EQ(back.port, 8087);
+    EXPECT_EQ(back.priority, 128);
+    EXPECT_FALSE(back.settings.has_value());
+
+    EXPECT_THROW(omnitak::link::make(io.get_executor(), good(), nullptr, {}),
+                 std::invalid_argument);
 }
 
 TEST(LinkState, NamesAreStable)

@@ -10,7 +10,11 @@
 // During a session two more coroutines run on the link's strand: the reader (framer + parser;
 // each event goes to the inbound handler, tagged with the link id) and the writer (drains the
 // outbound queue in batches, one gathered write per batch), while the supervisor itself
-// watches the session (first-byte timeout, pings, health). Each of the three may only
+// watches the session (first-byte timeout, pings, health). One shortcut: messages the inbound
+// handler queued on this same link while the writer was idle (a reply, say) are written by
+// the reader right after the read, before it waits again, instead of waking the writer
+// behind every other completion pending on the thread; what the socket does not take at
+// once is left to the writer, which finishes it before anything else. Each of the three may only
 // *request* the end of the session; the first request closes the socket once and wakes the
 // others, and the supervisor waits for the reader and the writer to finish before it backs
 // off. Every connect attempt asks the circuit breaker first; while it is open the link waits
@@ -175,6 +179,13 @@ public:
                                       const link_settings& defaults, link_callbacks callbacks,
                                       bool executor_is_serial = false,
                                       std::shared_ptr<fair_token_bucket> connect_tokens = nullptr);
+    /// The same, with defaults shared by every link made with them (the pool passes its
+    /// link_defaults this way: one copy per pool instead of one per link). `defaults` may be
+    /// null only when params.settings is set.
+    static std::shared_ptr<link> make(asio::any_io_executor executor, link_params params,
+                                      std::shared_ptr<const link_settings> defaults,
+                                      link_callbacks callbacks, bool executor_is_serial = false,
+                                      std::shared_ptr<fair_token_bucket> connect_tokens = nullptr);
 
     /// Requests stop(0) if nobody asked for a stop before: dropping the last handle to a
     /// running link closes it. The coroutines keep the internals alive until they finish.
@@ -199,7 +210,9 @@ public:
     void drop_session(std::error_code reason = make_error_code(errc::cancelled));
 
     link_id id() const noexcept;
-    const link_params& params() const noexcept;      ///< as given (settings not filled in)
+    /// As given, except settings, which is always empty here: see settings(). Returns a copy
+    /// (the link keeps its endpoint without the settings' inline storage).
+    link_params params() const;
     const link_settings& settings() const noexcept;  ///< the settings in force
     link_state state() const noexcept;
     breaker_state breaker() const noexcept;

@@ -25,7 +25,8 @@
 //
 // Thread safety: every member may be called from any thread, on distinct and shared objects,
 // except that try_pop_bulk(), push_front() and async_wait_nonempty() are meant for the single
-// consumer (the link's writer); several consumers are safe but compete for messages (and one
+// consumer (the link's writer, or its reader on the same strand, see link.hpp); several
+// consumers are safe but compete for messages (and one
 // consumer's push_front() may then interleave with another's pops).
 #pragma once
 
