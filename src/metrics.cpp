@@ -10,6 +10,9 @@
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <cctype>
 #include <exception>
 #include <limits>
 #include <stdexcept>
@@ -42,6 +45,48 @@ histogram_snapshot sanitised(histogram_snapshot h)
     }
     h.count = std::max(h.count, running);
     return h;
+}
+
+// civetweb reports every failure to listen as "null context when constructing CivetServer.
+// Possible problem binding to port.". To say why, bind the same address ourselves: a wrong
+// form, an address in use, a port that needs privileges. Only the first entry of a civetweb
+// list with an IP address is looked at; otherwise (a host name, say) its message stays.
+std::string reason_cannot_listen(const std::string& address)
+{
+    std::string first = address.substr(0, address.find(','));
+    std::string host;
+    std::string port_text = first;
+    if (const auto colon = first.rfind(':'); colon != std::string::npos) {
+        host = first.substr(0, colon);
+        port_text = first.substr(colon + 1);
+    }
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    unsigned long port = 0;
+    std::size_t used = 0;
+    try {
+        port = std::stoul(port_text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (port_text.empty() || used != port_text.size() || port > 65535 ||
+        !std::isdigit(static_cast<unsigned char>(port_text.front()))) {
+        return "expected HOST:PORT or PORT, with PORT a number in 0..65535";
+    }
+    std::error_code ec;
+    const auto ip = host.empty() ? asio::ip::address(asio::ip::address_v4::any())
+                                 : asio::ip::make_address(host, ec);
+    if (ec) return {};  // a host name: civetweb looked it up; not repeated here
+
+    asio::io_context io;
+    asio::ip::tcp::acceptor probe(io);
+    const asio::ip::tcp::endpoint endpoint(ip, static_cast<std::uint16_t>(port));
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (ec) return ec.message();
+    if (ip.is_v6()) return "the embedded HTTP server of this build may not support IPv6";
+    return {};
 }
 
 prometheus::MetricFamily histogram_family(std::string name, std::string help,
@@ -117,8 +162,9 @@ metrics_registry::metrics_registry(metrics_params params)
         try {
             exposer_ = std::make_unique<prometheus::Exposer>(params_.address, params_.threads);
         } catch (const std::exception& e) {
+            const std::string reason = reason_cannot_listen(params_.address);
             throw std::runtime_error("metrics: cannot serve on " + params_.address + ": " +
-                                     e.what());
+                                     (reason.empty() ? std::string(e.what()) : reason));
         }
         exposer_->RegisterCollectable(collectable_);
         const auto ports = exposer_->GetListeningPorts();

@@ -321,16 +321,21 @@ int run(const options& opt, const interrupt_watch& interrupts)
         std::error_code ec;
         auto set = ex::load_replay(opt.replay, ec);
         if (ec) {
-            std::fprintf(stderr, "complete-system: cannot read --replay '%s': %s\n",
-                         opt.replay.c_str(),
+            const std::string where =
+                set.failed.empty() || set.failed == opt.replay ? std::string()
+                                                               : " at '" + set.failed.string() + "'";
+            std::fprintf(stderr, "complete-system: cannot read --replay '%s'%s: %s\n",
+                         opt.replay.c_str(), where.c_str(),
                          ec == std::errc::invalid_argument
                              ? "not a regular file or a folder (devices and pipes are not read)"
                              : ec.message().c_str());
             return 1;
         }
         if (set.events.empty()) {
-            std::fprintf(stderr, "complete-system: --replay '%s' holds no CoT event\n",
-                         opt.replay.c_str());
+            std::fprintf(stderr,
+                         "complete-system: --replay '%s' holds no usable CoT event (%" PRIu64
+                         " rejected: malformed, oversized or out of range)\n",
+                         opt.replay.c_str(), set.rejected);
             return 1;
         }
         for (auto& bytes : set.events) {
@@ -389,9 +394,8 @@ int run(const options& opt, const interrupt_watch& interrupts)
         // message says which.
         if (opt.metrics_explicit) {
             std::fprintf(stderr,
-                         "complete-system: --metrics '%s': %s (expected a free HOST:PORT, or "
-                         "'off')\n",
-                         opt.metrics.c_str(), e.what());
+                         "complete-system: %s (give a free HOST:PORT, or 'off')\n",
+                         e.what());
             return 2;
         }
         std::fprintf(stderr,
@@ -403,7 +407,11 @@ int run(const options& opt, const interrupt_watch& interrupts)
     }
     gateway->start();
     if (gateway->metrics().port() != 0) {
-        const std::string host = opt.metrics.substr(0, opt.metrics.rfind(':'));
+        // The first address of the list; a bare port listens on every interface.
+        const std::string first = opt.metrics.substr(0, opt.metrics.find(','));
+        const auto colon = first.rfind(':');
+        std::string host = colon == std::string::npos ? std::string() : first.substr(0, colon);
+        if (host.empty()) host = "0.0.0.0";
         std::printf("metrics: http://%s:%u/metrics\n", host.c_str(), gateway->metrics().port());
     }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -453,9 +454,12 @@ namespace {
 
 void frame_file(const std::filesystem::path& file, replay_set& out, std::error_code& ec)
 {
+    errno = 0;
     std::ifstream in(file, std::ios::binary);
     if (!in) {
-        ec = std::make_error_code(std::errc::no_such_file_or_directory);
+        // ifstream keeps no reason; open(2)'s errno is still the one that failed.
+        ec = std::error_code(errno != 0 ? errno : ENOENT, std::generic_category());
+        out.failed = file;
         return;
     }
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -483,6 +487,13 @@ void frame_file(const std::filesystem::path& file, replay_set& out, std::error_c
     }
 }
 
+replay_set failure_at(std::filesystem::path where)
+{
+    replay_set failed;
+    failed.failed = std::move(where);
+    return failed;
+}
+
 }  // namespace
 
 replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
@@ -493,13 +504,21 @@ replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
         std::vector<std::filesystem::path> files;
         for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
              !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-            if (it->is_regular_file()) files.push_back(it->path());
+            // A symlink loop or an entry we may not look at is an error naming that entry,
+            // not a file quietly left out.
+            std::error_code entry_ec;
+            const bool regular = it->is_regular_file(entry_ec);
+            if (entry_ec) {
+                ec = entry_ec;
+                return failure_at(it->path());
+            }
+            if (regular) files.push_back(it->path());
         }
         if (ec) return {};
         std::sort(files.begin(), files.end());
         for (const auto& file : files) {
             frame_file(file, out, ec);
-            if (ec) return {};
+            if (ec) return failure_at(out.failed);
         }
         return out;
     }
@@ -510,7 +529,7 @@ replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
         return {};
     }
     frame_file(path, out, ec);
-    if (ec) return {};
+    if (ec) return failure_at(out.failed);
     return out;
 }
 

@@ -161,6 +161,8 @@ struct replay_set {
     std::vector<std::string> events;
     std::uint64_t files = 0;
     std::uint64_t rejected = 0;
+    /// On failure, the file or folder entry that could not be read (empty: the path given).
+    std::filesystem::path failed;
 };
 replay_set load_replay(const std::filesystem::path& path, std::error_code& ec);
 

@@ -142,7 +142,8 @@ int main(int argc, char** argv)
     CLI::App app{"Frame and parse TAK CoT streams; print one JSON object per event or problem"};
     app.footer(
         "Exit codes: 0 every input framed and parsed cleanly; 1 at least one problem was "
-        "reported; 2 a file could not be read or the command line is wrong.");
+        "reported; 2 a file could not be read, the output could not be written, or the "
+        "command line is wrong.");
     std::vector<std::string> files;
     app.add_option("files", files, "Capture files, each read as one TAK stream ('-' = stdin)");
     try {
@@ -175,7 +176,11 @@ int main(int argc, char** argv)
             unreadable = true;
         }
     }
-    std::fflush(stdout);
+    // Output that could not be written (a full disk, a closed pipe) is a failure, not a run.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+        std::fprintf(stderr, "omnitak-cot: cannot write the output: %s\n", std::strerror(errno));
+        return 2;
+    }
     if (unreadable) return 2;
     return st.problems ? 1 : 0;
 }

@@ -583,4 +583,23 @@ TEST(CompleteSystemTraffic, ReplayFramesEveryEventOfAFolderAndCountsRejects)
     EXPECT_TRUE(ec);
 }
 
+TEST(CompleteSystemTraffic, ReplayFolderWithASymlinkLoopIsAnErrorNamingTheEntry)
+{
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("omnitak_replay_loop_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    {
+        std::ofstream a(dir / "a.cot", std::ios::binary);
+        a << event("r-1");
+    }
+    std::filesystem::create_symlink(dir / "loop", dir / "loop");
+    std::error_code ec;
+    const auto set = omnitak::example::load_replay(dir, ec);
+    std::filesystem::remove_all(dir);
+
+    EXPECT_EQ(ec, std::errc::too_many_symbolic_link_levels) << ec.message();
+    EXPECT_EQ(set.failed.filename(), "loop");
+    EXPECT_TRUE(set.events.empty());
+}
+
 }  // namespace
