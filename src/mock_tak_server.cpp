@@ -17,6 +17,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
@@ -37,8 +38,10 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "omnitak/pool/framer.hpp"
 #include "omnitak/pool/parser.hpp"
@@ -255,6 +258,7 @@ public:
         read_gate_.cancel();
         write_wake_.cancel();
         queue_.clear();
+        front_written_ = 0;
         server_.remove_session(id_);
     }
 
@@ -296,6 +300,7 @@ private:
             // Borrowed: the framer copies only an unfinished tail before the buffer is reused.
             framer_.feed_borrowed(std::string_view(buffer.data(), n));
             drain_framer();
+            write_now();
             // Between events a fresh framer holds no memory; this one may hold a large tail's.
             if (framer_.idle()) framer_ = stream_framer(server_.params_.framer);
         }
@@ -314,6 +319,39 @@ private:
         }
     }
 
+    // After a read's events are handled: what they queued for this same client (a pong, an
+    // echo) is written now, while the writer waits, instead of after every other completion
+    // pending on the thread (a TAK server answers a ping at once). What the socket does not
+    // take stays queued for the writer, with front_written_ saying how much of the first
+    // message is out.
+    void write_now()
+    {
+        if (!writer_idle_ || queue_.empty() || closed_ || close_after_flush_) return;
+        constexpr std::size_t most = 16;
+        std::array<asio::const_buffer, most> pieces;
+        std::size_t count = 0;
+        for (const auto& b : queue_) {
+            if (count == most) break;
+            const std::size_t skip = count == 0 ? front_written_ : 0;
+            pieces[count++] = asio::const_buffer(b->data() + skip, b->size() - skip);
+        }
+        std::error_code ec;
+        std::size_t written =
+            socket_.write_some(std::span<const asio::const_buffer>(pieces.data(), count), ec);
+        if (ec) return;  // would block, or an error the writer meets and handles
+        while (written > 0) {
+            const std::size_t left = queue_.front()->size() - front_written_;
+            if (written < left) {
+                front_written_ += written;
+                break;
+            }
+            written -= left;
+            pending_bytes_ -= queue_.front()->size();
+            queue_.pop_front();
+            front_written_ = 0;
+        }
+    }
+
     asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<session> keep_alive)
     {
         std::vector<shared_bytes> batch;
@@ -325,17 +363,21 @@ private:
                     close();
                     co_return;
                 }
+                writer_idle_ = true;
                 co_await write_wake_.async_wait(use_tuple);
+                writer_idle_ = false;
                 continue;
             }
 
-            // One gathered write for everything queued so far.
+            // One gathered write for everything queued so far (less what write_now() already
+            // wrote of the first message).
             batch.assign(queue_.begin(), queue_.end());
             queue_.clear();
             buffers.clear();
             std::size_t batch_bytes = 0;
             for (const auto& b : batch) {
-                buffers.emplace_back(b->data(), b->size());
+                const std::size_t skip = buffers.empty() ? std::exchange(front_written_, 0) : 0;
+                buffers.emplace_back(b->data() + skip, b->size() - skip);
                 batch_bytes += b->size();
             }
             auto [ec, n] = co_await asio::async_write(socket_, buffers, use_tuple);
@@ -359,6 +401,8 @@ private:
     stream_framer framer_;
     std::deque<shared_bytes> queue_;
     std::size_t pending_bytes_ = 0;  // queued plus being written
+    std::size_t front_written_ = 0;  // bytes of queue_.front() write_now() already wrote
+    bool writer_idle_ = false;       // the writer waits for write_wake_
     bool close_after_flush_ = false;
     bool closed_ = false;
 };

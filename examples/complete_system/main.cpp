@@ -675,7 +675,10 @@ int run(const options& opt, const interrupt_watch& interrupts)
     }
 
     const auto report = gateway->shutdown(5s);
-    std::printf("shutdown:    %s in %lld ms (unrouted %" PRIu64 ", unsent %" PRIu64 ")\n",
+    // Counted apart from "drops" above: these were still queued when the run ended (a link
+    // to a server that never answered holds its whole share).
+    std::printf("shutdown:    %s in %lld ms (dropped at shutdown: %" PRIu64
+                " not yet routed, %" PRIu64 " still queued on links)\n",
                 report.result ? report.result.message().c_str() : "clean",
                 static_cast<long long>(report.took.count()), report.unrouted, report.unsent);
     std::fflush(stdout);

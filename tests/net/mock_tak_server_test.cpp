@@ -236,6 +236,29 @@ TEST(MockTakServer, EchoesEventsToTheSenderWhenEchoIsOn)
     EXPECT_EQ(a.read_events(2, quiet_period), std::errc::timed_out);
 }
 
+// Echoes are written from the read handler while the writer waits; when the client's buffers
+// are full that write is partial, and the writer must go on from where it stopped.
+TEST(MockTakServer, EchoesLargeEventsWholeAndInOrderToAClientThatReadsLate)
+{
+    mock_tak_server server({.relay = false, .echo = true, .record = false});
+    test_client a(server.port());
+    ASSERT_TRUE(server.wait_for([&] { return server.connected_clients() == 1; }, wait_limit));
+
+    std::string sent;
+    for (int i = 0; i < 16; ++i) {
+        std::string event = make_event("big-" + std::to_string(i));
+        event.insert(event.find("</detail>"),
+                     "<remarks>" + std::string(1024 * 1024, static_cast<char>('a' + i)) +
+                         "</remarks>");
+        sent += event;
+    }
+    a.send(sent);  // 16 MiB the client does not read yet: the echoes back up
+    ASSERT_TRUE(server.wait_for([&] { return server.events_received() == 16; }, wait_limit));
+    ASSERT_FALSE(a.read_events(16, 30s));
+    EXPECT_EQ(split_events(a.data()), split_events(sent));
+    EXPECT_EQ(server.writes_dropped(), 0u);
+}
+
 TEST(MockTakServer, RecordsReceivedEventsWithTheirSession)
 {
     mock_tak_server server;
