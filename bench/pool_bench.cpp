@@ -539,16 +539,27 @@ bool report_round_trips(benchmark::State& state, const std::vector<std::vector<d
     return true;
 }
 
-void BM_RoundTrip(benchmark::State& state)
+// The echoing mock server both round-trip benchmarks run against, and how many round trips
+// each link makes.
+testing::mock_tak_server_params echo_server()
 {
-    raise_fd_limit();
-    const auto links = static_cast<link_id>(state.range(0));
-    const std::size_t per_link = links == 1 ? 20'000 : 300;
     testing::mock_tak_server_params sp;
     sp.relay = false;
     sp.record = false;
     sp.echo = true;
-    forked_servers servers(1, sp);
+    return sp;
+}
+std::size_t round_trips_per_link(std::size_t links)
+{
+    return links == 1 ? 20'000 : 300;
+}
+
+void BM_RoundTrip(benchmark::State& state)
+{
+    raise_fd_limit();
+    const auto links = static_cast<link_id>(state.range(0));
+    const std::size_t per_link = round_trips_per_link(links);
+    forked_servers servers(1, echo_server());
 
     struct slot {
         std::atomic<std::int64_t> sent_at{0};
@@ -603,12 +614,8 @@ void BM_RoundTripBareAsio(benchmark::State& state)
 {
     raise_fd_limit();
     const auto links = static_cast<std::size_t>(state.range(0));
-    const std::size_t per_link = links == 1 ? 20'000 : 300;
-    testing::mock_tak_server_params sp;
-    sp.relay = false;
-    sp.record = false;
-    sp.echo = true;
-    forked_servers servers(1, sp);
+    const std::size_t per_link = round_trips_per_link(links);
+    forked_servers servers(1, echo_server());
     const std::string event = event_xml("rt", event_size);
 
     for (auto _ : state) {

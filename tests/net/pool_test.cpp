@@ -102,6 +102,17 @@ struct replying_pool {
         };
         pool = std::make_unique<connection_pool>(std::move(p));
     }
+    // Connects link 1 to `server`, stops the server reading and asks: the link is left in
+    // the middle of writing its replies.
+    void stall_replying_to(mock_tak_server& server)
+    {
+        ASSERT_FALSE(pool->add_link(endpoint(1, server.port())));
+        ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
+        server.set_reading(false);
+        server.send_to_all(test::event_xml("ask"));
+        ASSERT_TRUE(eventually([&] { return pool->stats_of(1)->messages_writing > 0; }));
+    }
+
     std::vector<message_ptr> replies;
     std::unique_ptr<connection_pool> pool;
 };
@@ -145,11 +156,7 @@ TEST(ConnectionPool, RepliesFromTheInboundHandlerArriveWholeAndInOrder)
     // so the first write takes only part of the replies and the writer finishes them.
     server.clear_received();
     replying_pool big(2 * 1024 * 1024);
-    ASSERT_FALSE(big.pool->add_link(endpoint(1, server.port())));
-    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
-    server.set_reading(false);
-    server.send_to_all(test::event_xml("ask"));
-    ASSERT_TRUE(eventually([&] { return big.pool->stats_of(1)->messages_writing > 0; }));
+    ASSERT_NO_FATAL_FAILURE(big.stall_replying_to(server));
     const auto while_stuck = *big.pool->stats_of(1);
     EXPECT_LT(while_stuck.bytes_sent, 16u * 2u * 1024u * 1024u);
     EXPECT_EQ(while_stuck.messages_sent, 0u);
@@ -167,11 +174,7 @@ TEST(ConnectionPool, AReplyCutShortByTheSessionEndIsSentAgainOnTheNext)
 {
     mock_tak_server server;
     replying_pool big(2 * 1024 * 1024);
-    ASSERT_FALSE(big.pool->add_link(endpoint(1, server.port())));
-    ASSERT_TRUE(eventually([&] { return server.connected_clients() == 1; }));
-    server.set_reading(false);
-    server.send_to_all(test::event_xml("ask"));
-    ASSERT_TRUE(eventually([&] { return big.pool->stats_of(1)->messages_writing > 0; }));
+    ASSERT_NO_FATAL_FAILURE(big.stall_replying_to(server));
 
     // The session ends with the replies part-written; they go back to the queue (none is
     // lost) and the next session sends them, whole and in order.
