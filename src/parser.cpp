@@ -274,7 +274,8 @@ bool parse_cot_time(std::string_view text, cot_time& out) noexcept
 
     // Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's days_from_civil).
     const int yy = y - (mo <= 2);
-    const int era = yy / 400;
+    // yy is -1 for January and February of year 0: round the era down, not toward zero.
+    const int era = (yy >= 0 ? yy : yy - 399) / 400;
     const int yoe = yy - era * 400;
     const int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;

@@ -284,6 +284,22 @@ TEST(CotParser, FormatsTimesWithMilliseconds)
     EXPECT_EQ(format_cot_time(utc(1999, 12, 31, 23, 59, 59), true), "1999-12-31T23:59:59.000Z");
 }
 
+TEST(CotParser, TimesOfTheFirstAndLastFourDigitYearsFormatAsTheyWereRead)
+{
+    // January and February of year 0 once parsed a day late (the era was rounded toward zero).
+    for (const char* text :
+         {"0000-01-01T00:00:00.000Z", "0000-01-14T15:09:26.535Z", "0000-02-29T23:59:59.000Z",
+          "0000-03-01T00:00:00.000Z", "0001-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z",
+          "1970-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"}) {
+        cot_time t{};
+        ASSERT_TRUE(parse_cot_time(text, t)) << text;
+        EXPECT_EQ(format_cot_time(t), text);
+    }
+    cot_time first{};
+    ASSERT_TRUE(parse_cot_time("0000-01-01T00:00:00Z", first));
+    EXPECT_EQ(first.time_since_epoch(), std::chrono::seconds{-62167219200});
+}
+
 TEST(CotParser, RejectsARootThatIsNotEvent)
 {
     EXPECT_EQ(parse("<not-cot-xml uid='u'/>"), errc::root_not_event);
