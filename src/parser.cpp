@@ -272,14 +272,12 @@ bool parse_cot_time(std::string_view text, cot_time& out) noexcept
         }
     }
 
-    // Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's days_from_civil).
-    const int yy = y - (mo <= 2);
-    // yy is -1 for January and February of year 0: round the era down, not toward zero.
-    const int era = (yy >= 0 ? yy : yy - 399) / 400;
-    const int yoe = yy - era * 400;
-    const int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    const std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
+    // Days since 1970-01-01, proleptic Gregorian: the same calendar format_cot_time reads back.
+    const std::int64_t days =
+        std::chrono::sys_days{std::chrono::year{y} / std::chrono::month{static_cast<unsigned>(mo)} /
+                              std::chrono::day{static_cast<unsigned>(d)}}
+            .time_since_epoch()
+            .count();
 
     const std::int64_t seconds_since_epoch =
         days * 86400 + h * 3600 + mi * 60 + se - offset_minutes * 60;
