@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <asio/io_context.hpp>
+#include <asio/ip/address_v4.hpp>
 #include <asio/ip/tcp.hpp>
-#include <cctype>
 #include <exception>
 #include <limits>
 #include <stdexcept>
@@ -47,40 +47,86 @@ histogram_snapshot sanitised(histogram_snapshot h)
     return h;
 }
 
-// civetweb reports every failure to listen as "null context when constructing CivetServer.
-// Possible problem binding to port.". To say why, bind the same address ourselves: a wrong
-// form, an address in use, a port that needs privileges. Only the first entry of a civetweb
-// list with an IP address is looked at; otherwise (a host name, say) its message stays.
+// One entry of a civetweb listening list, split as civetweb reads it: "PORT" or "HOST:PORT",
+// HOST possibly a bracketed IPv6 literal (brackets removed here).
+struct listen_entry {
+    std::string host;
+    std::string port_text;
+    bool has_host = false;
+};
+
+listen_entry split_listen_entry(const std::string& entry)
+{
+    listen_entry out;
+    out.port_text = entry;
+    if (const auto colon = entry.rfind(':'); colon != std::string::npos) {
+        out.has_host = true;
+        out.host = entry.substr(0, colon);
+        out.port_text = entry.substr(colon + 1);
+    }
+    if (out.host.size() >= 2 && out.host.front() == '[' && out.host.back() == ']')
+        out.host = out.host.substr(1, out.host.size() - 2);
+    return out;
+}
+
+// civetweb accepts more than it serves correctly: it reads "999.1.1.1:9090" and
+// "127.0.0.257:9090" with unchecked arithmetic and listens on another address, and it fails
+// every other mistake with one generic message. So each entry is checked here first; the
+// answer is why it cannot be served, or empty when it looks servable.
+std::string listen_address_problem(const std::string& address)
+{
+    std::size_t begin = 0;
+    for (;;) {
+        const auto comma = address.find(',', begin);
+        const std::string entry = address.substr(begin, comma - begin);
+        if (entry.empty()) return "an empty entry in the address list";
+        const auto e = split_listen_entry(entry);
+        const bool port_ok = !e.port_text.empty() && e.port_text.size() <= 5 &&
+                             e.port_text.find_first_not_of("0123456789") == std::string::npos &&
+                             std::stoul(e.port_text) <= 65535;
+        if (!port_ok) {
+            return "'" + entry + "': expected HOST:PORT or PORT, with PORT a number in 0..65535";
+        }
+        if (e.has_host && e.host.empty()) {
+            return "'" + entry +
+                   "': no HOST before the port (give PORT alone to listen on "
+                   "every interface)";
+        }
+        if (e.has_host && e.host.find_first_not_of("0123456789.") == std::string::npos) {
+            std::error_code ec;
+            (void)asio::ip::make_address_v4(e.host, ec);
+            if (ec) {
+                return "'" + e.host +
+                       "' is not an IPv4 address (four numbers in 0..255 "
+                       "separated by dots)";
+            }
+        } else if (e.has_host && e.host.find(':') == std::string::npos) {
+            // A host name: civetweb looks it up for IPv4 only; say so when that cannot work.
+            asio::io_context io;
+            asio::ip::tcp::resolver resolver(io);
+            std::error_code ec;
+            (void)resolver.resolve(asio::ip::tcp::v4(), e.host, e.port_text, ec);
+            if (ec) return "cannot resolve '" + e.host + "' to an IPv4 address: " + ec.message();
+        }
+        if (comma == std::string::npos) return {};
+        begin = comma + 1;
+    }
+}
+
+// After civetweb failed to listen (its message is always "null context when constructing
+// CivetServer. Possible problem binding to port."), bind the first entry ourselves to learn
+// why: an address in use, a port that needs privileges, an address not on this machine.
 std::string reason_cannot_listen(const std::string& address)
 {
-    std::string first = address.substr(0, address.find(','));
-    std::string host;
-    std::string port_text = first;
-    if (const auto colon = first.rfind(':'); colon != std::string::npos) {
-        host = first.substr(0, colon);
-        port_text = first.substr(colon + 1);
-    }
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    unsigned long port = 0;
-    std::size_t used = 0;
-    try {
-        port = std::stoul(port_text, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    if (port_text.empty() || used != port_text.size() || port > 65535 ||
-        !std::isdigit(static_cast<unsigned char>(port_text.front()))) {
-        return "expected HOST:PORT or PORT, with PORT a number in 0..65535";
-    }
+    const auto e = split_listen_entry(address.substr(0, address.find(',')));
     std::error_code ec;
-    const auto ip = host.empty() ? asio::ip::address(asio::ip::address_v4::any())
-                                 : asio::ip::make_address(host, ec);
+    const auto ip = e.host.empty() ? asio::ip::address(asio::ip::address_v4::any())
+                                   : asio::ip::make_address(e.host, ec);
     if (ec) return {};  // a host name: civetweb looked it up; not repeated here
 
     asio::io_context io;
     asio::ip::tcp::acceptor probe(io);
-    const asio::ip::tcp::endpoint endpoint(ip, static_cast<std::uint16_t>(port));
+    const asio::ip::tcp::endpoint endpoint(ip, static_cast<std::uint16_t>(std::stoul(e.port_text)));
     probe.open(endpoint.protocol(), ec);
     if (!ec) probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
     if (!ec) probe.bind(endpoint, ec);
@@ -159,6 +205,10 @@ metrics_registry::metrics_registry(metrics_params params)
     collectable_ = std::make_shared<scrape_collectable>(this);
 
     if (params_.serve) {
+        if (const auto problem = listen_address_problem(params_.address); !problem.empty()) {
+            throw std::runtime_error("metrics: cannot serve on " + params_.address + ": " +
+                                     problem);
+        }
         try {
             exposer_ = std::make_unique<prometheus::Exposer>(params_.address, params_.threads);
         } catch (const std::exception& e) {

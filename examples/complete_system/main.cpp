@@ -12,7 +12,9 @@
 //                   [--replay PATH] [--server tcp://HOST:PORT ...]
 //
 // Ctrl-C (SIGINT) or SIGTERM during the run stops the traffic, shuts the gateway down within
-// its timeout and still prints the report; a second signal exits at once, without a report.
+// its timeout and still prints the report. A second request exits at once, without a report:
+// the other signal at any time, or the same one a second or more after the first (the same
+// signal twice within a second is one request delivered twice).
 //
 // Exit codes: 0 success; 1 runtime failure (no server reachable, unreadable --replay);
 // 2 bad options (including a --metrics address that cannot be served); 128 + the signal
@@ -23,6 +25,7 @@
 
 #include <algorithm>
 #include <asio/io_context.hpp>
+#include <asio/ip/address_v6.hpp>
 #include <asio/signal_set.hpp>
 #include <atomic>
 #include <chrono>
@@ -88,6 +91,11 @@ std::optional<endpoint> parse_url(const std::string& url)
     if (host.front() == '[') {
         if (host.size() < 3 || host.back() != ']') return std::nullopt;
         host = host.substr(1, host.size() - 2);
+        std::error_code ec;
+        (void)asio::ip::make_address_v6(host, ec);
+        if (ec) return std::nullopt;
+    } else if (host.find_first_of("[]:") != std::string::npos) {
+        return std::nullopt;  // an IPv6 literal must be bracketed; brackets only around one
     }
     const std::string port_text = rest.substr(colon + 1);
     if (port_text.find_first_not_of("0123456789") != std::string::npos || port_text.size() > 5) {
@@ -231,19 +239,24 @@ private:
     {
         signals_.async_wait([this](std::error_code ec, int number) {
             if (ec) return;
-            int none = 0;
-            if (!signal_.compare_exchange_strong(none, number)) {
+            int first = 0;
+            if (!signal_.compare_exchange_strong(first, number)) {
                 // A copy arriving at once is not the operator insisting: `timeout` and a
                 // terminal both signal the process and its group, so one request can arrive
                 // twice within microseconds.
-                if (steady::now() - first_at_ < std::chrono::seconds(1)) {
+                if (number == first && steady::now() - first_at_ < std::chrono::seconds(1)) {
                     arm();
                     return;
                 }
                 // The operator insists: no report, no clean shutdown.
-                std::fprintf(stderr, "complete-system: %s again: exiting now\n", name(number));
+                if (number == first) {
+                    std::fprintf(stderr, "complete-system: %s again: exiting now\n", name(number));
+                } else {
+                    std::fprintf(stderr, "complete-system: %s after %s: exiting now\n",
+                                 name(number), name(first));
+                }
                 std::fflush(stdout);
-                std::_Exit(128 + signal());
+                std::_Exit(128 + first);
             }
             first_at_ = steady::now();
             std::fprintf(stderr,
@@ -321,9 +334,9 @@ int run(const options& opt, const interrupt_watch& interrupts)
         std::error_code ec;
         auto set = ex::load_replay(opt.replay, ec);
         if (ec) {
-            const std::string where =
-                set.failed.empty() || set.failed == opt.replay ? std::string()
-                                                               : " at '" + set.failed.string() + "'";
+            const std::string where = set.failed.empty() || set.failed == opt.replay
+                                          ? std::string()
+                                          : " at '" + set.failed.string() + "'";
             std::fprintf(stderr, "complete-system: cannot read --replay '%s'%s: %s\n",
                          opt.replay.c_str(), where.c_str(),
                          ec == std::errc::invalid_argument
@@ -343,13 +356,25 @@ int run(const options& opt, const interrupt_watch& interrupts)
             omnitak::parse_cot(bytes, s);
             replay.push_back({std::move(bytes), inflight_table::key(s.uid, s.time)});
         }
-        std::printf("replay: %zu events from %" PRIu64 " files (%" PRIu64 " rejected)\n",
+        std::printf("replay: %zu events from %" PRIu64 " files (%" PRIu64 " rejected)",
                     replay.size(), set.files, set.rejected);
+        if (set.skipped > 0) {
+            std::printf("; %" PRIu64 " pipes, sockets or devices in the folder not read",
+                        set.skipped);
+        }
+        std::printf("\n");
     }
 
     const auto rss_start = ex::resident_memory_bytes();
     if (use_mocks) {
-        for (std::size_t i = 0; i < opt.servers; ++i) {
+        // Links go to the servers in turn; a server no link reaches would only swallow the
+        // traffic injected into it.
+        const std::size_t servers = std::min(opt.servers, opt.links);
+        if (servers < opt.servers) {
+            std::printf("servers: starting %zu mock servers, not %zu: there are only %zu links\n",
+                        servers, opt.servers, opt.links);
+        }
+        for (std::size_t i = 0; i < servers; ++i) {
             omnitak::testing::mock_tak_server_params mp;
             // The gateway routes between servers itself; a relaying mock would reflect every
             // delivery back to the gateway's other links on that server.
@@ -393,9 +418,10 @@ int run(const options& opt, const interrupt_watch& interrupts)
         // Only the metrics exposer fails at run time here (address invalid or in use); its
         // message says which.
         if (opt.metrics_explicit) {
-            std::fprintf(stderr,
-                         "complete-system: %s (give a free HOST:PORT, or 'off')\n",
-                         e.what());
+            std::fprintf(
+                stderr,
+                "complete-system: %s (--metrics takes a free HOST:PORT, a bare PORT, or 'off')\n",
+                e.what());
             return 2;
         }
         std::fprintf(stderr,
@@ -467,7 +493,8 @@ int run(const options& opt, const interrupt_watch& interrupts)
         }
         if (up) {
             ++reachable;
-        } else if (s < opt.links) {
+        } else if (s < opt.links && !interrupts.raised()) {
+            // (Interrupted, the links may not even have been added: no verdict on the server.)
             std::fprintf(stderr, "complete-system: server %s unreachable: %s\n",
                          endpoints[s].url().c_str(),
                          last ? last.message().c_str() : "no connection within the wait");
@@ -560,8 +587,10 @@ int run(const options& opt, const interrupt_watch& interrupts)
                 ++not_injected;
                 return false;
             };
-            if (twice && inject((first + 1) % mocks.size(), bytes)) ++via_two;
-            if (inject(first, std::move(bytes))) ++via_servers;
+            const bool second_sent = twice && inject((first + 1) % mocks.size(), bytes);
+            const bool first_sent = inject(first, std::move(bytes));
+            if (first_sent || second_sent) ++via_servers;
+            if (first_sent && second_sent) ++via_two;
         }
 
         if (now >= next_progress) {
@@ -677,9 +706,12 @@ int run(const options& opt, const interrupt_watch& interrupts)
     const auto report = gateway->shutdown(5s);
     // Counted apart from "drops" above: these were still queued when the run ended (a link
     // to a server that never answered holds its whole share).
+    const bool dropped_at_shutdown = report.unrouted + report.unsent > 0;
     std::printf("shutdown:    %s in %lld ms (dropped at shutdown: %" PRIu64
                 " not yet routed, %" PRIu64 " still queued on links)\n",
-                report.result ? report.result.message().c_str() : "clean",
+                report.result         ? report.result.message().c_str()
+                : dropped_at_shutdown ? "finished in time, with drops"
+                                      : "clean",
                 static_cast<long long>(report.took.count()), report.unrouted, report.unsent);
     std::fflush(stdout);
     gateway.reset();

@@ -462,7 +462,18 @@ void frame_file(const std::filesystem::path& file, replay_set& out, std::error_c
         out.failed = file;
         return;
     }
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string bytes;
+    try {
+        // A read that fails after a good open (EIO, as from /proc/self/mem or a failing disk)
+        // throws from inside the stream buffer; it carries read(2)'s errno.
+        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    } catch (const std::ios_base::failure& e) {
+        ec = e.code().category() == std::iostream_category()
+                 ? std::make_error_code(std::errc::io_error)
+                 : e.code();
+        out.failed = file;
+        return;
+    }
     ++out.files;
 
     // Captures hold events back to back with prologues and junk between them: exactly what
@@ -502,19 +513,26 @@ replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
     replay_set out;
     if (std::filesystem::is_directory(path, ec)) {
         std::vector<std::filesystem::path> files;
+        std::filesystem::path current = path;  // the entry an increment error is about
         for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
              !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
             // A symlink loop or an entry we may not look at is an error naming that entry,
             // not a file quietly left out.
+            current = it->path();
             std::error_code entry_ec;
-            const bool regular = it->is_regular_file(entry_ec);
+            const auto status = it->status(entry_ec);
             if (entry_ec) {
                 ec = entry_ec;
-                return failure_at(it->path());
+                return failure_at(current);
             }
-            if (regular) files.push_back(it->path());
+            if (std::filesystem::is_regular_file(status)) {
+                files.push_back(current);
+            } else if (!std::filesystem::is_directory(status)) {
+                ++out.skipped;
+            }
         }
-        if (ec) return {};
+        // Opening a subfolder fails in increment(), while the iterator still stands on it.
+        if (ec) return failure_at(current);
         std::sort(files.begin(), files.end());
         for (const auto& file : files) {
             frame_file(file, out, ec);

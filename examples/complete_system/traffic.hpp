@@ -153,14 +153,18 @@ private:
 std::optional<std::size_t> resident_memory_bytes();
 
 /// Every event found in a file, or in every regular file under a folder (sorted by path, so
-/// replays repeat): split at `<event` ... `</event>` by the library's stream framer, each
-/// checked with parse_cot. Events that do not parse, or that the framer had to give up (too
-/// large, cut off), are counted in `rejected`, not returned.
-/// Errors: the file or folder cannot be read (ec set, nothing returned).
+/// replays repeat): each file is read whole into memory, then split at `<event` ...
+/// `</event>` by the library's stream framer, each event checked with parse_cot. Events that
+/// do not parse, or that the framer had to give up (too large, cut off), are counted in
+/// `rejected`, not returned. Pipes, sockets and devices inside a folder are not read (one
+/// could be read without end) and are counted in `skipped`.
+/// Errors: the file or folder, or an entry under it, cannot be read (ec set, `failed` names
+/// the entry, no events returned).
 struct replay_set {
     std::vector<std::string> events;
     std::uint64_t files = 0;
     std::uint64_t rejected = 0;
+    std::uint64_t skipped = 0;
     /// On failure, the file or folder entry that could not be read (empty: the path given).
     std::filesystem::path failed;
 };

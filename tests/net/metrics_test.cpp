@@ -306,6 +306,40 @@ TEST(MetricsRegistry, ReportsAnAddressItCannotBind)
     EXPECT_NE(message(same).find("PORT a number"), std::string::npos) << message(same);
 }
 
+// The embedded HTTP server reads "127.0.0.257" as 127.0.1.1 and listens there; these must be
+// refused before it sees them, each with its reason.
+TEST(MetricsRegistry, RefusesAddressesTheHttpServerWouldMisreadOrFailVaguely)
+{
+    const auto message = [](const std::string& address) {
+        omnitak::metrics_params p = serving();
+        p.address = address;
+        try {
+            omnitak::metrics_registry registry(p);
+        } catch (const std::runtime_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("served");
+    };
+    for (const char* address :
+         {"127.0.0.257:0", "999.1.1.1:0", "383.0.0.1:0", "127.1:0", "1.2.3:0", "1..2.3:0"}) {
+        EXPECT_NE(message(address).find("is not an IPv4 address"), std::string::npos)
+            << address << ": " << message(address);
+    }
+    EXPECT_NE(message(":0").find("no HOST"), std::string::npos) << message(":0");
+    EXPECT_NE(message("0,garbage").find("'garbage': expected HOST:PORT"), std::string::npos)
+        << message("0,garbage");
+    EXPECT_NE(message("127.0.0.1:0,").find("empty entry"), std::string::npos);
+    EXPECT_NE(message("127.0.0.1:65536").find("PORT a number"), std::string::npos);
+    EXPECT_NE(message("127.0.0.1:0x10").find("PORT a number"), std::string::npos);
+    // ".invalid" never resolves (RFC 6761).
+    EXPECT_NE(message("nowhere.invalid:0").find("cannot resolve 'nowhere.invalid'"),
+              std::string::npos)
+        << message("nowhere.invalid:0");
+    // Still served: a name that resolves, and a list.
+    EXPECT_EQ(message("localhost:0"), "served");
+    EXPECT_EQ(message("127.0.0.1:0,127.0.0.1:0"), "served");
+}
+
 TEST(MetricsRegistry, TextPassesPromtoolCheckMetrics)
 {
     if (!on_path("promtool")) {

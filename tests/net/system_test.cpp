@@ -5,8 +5,10 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -384,112 +386,196 @@ TEST(System, RejectsParamsTheSystemSetsItself)
     EXPECT_THROW(sys.add_link(std::move(l)), std::invalid_argument);
 }
 
-// The example, shortened: it must run, print its report and exit 0.
-TEST(System, CompleteSystemExampleRunsInShortForm)
+// The bundled example, built next to the tests (build/examples/complete-system), or empty.
+std::filesystem::path example_program()
 {
     std::error_code ec;
     const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    const auto program = self.parent_path().parent_path() / "examples" / "complete-system";
-    if (ec || !std::filesystem::exists(program)) {
-        GTEST_SKIP() << "complete-system not built next to the tests (" << program << ")";
+    if (ec) return {};
+    auto program = self.parent_path().parent_path() / "examples" / "complete-system";
+    return std::filesystem::exists(program) ? program : std::filesystem::path();
+}
+
+// One run of the example in the background, its stdout and stderr together in a file.
+class example_run {
+public:
+    example_run(const std::filesystem::path& program, std::vector<std::string> args)
+        : output_(std::filesystem::temp_directory_path() /
+                  ("omnitak_complete_system_" + std::to_string(::getpid()) + "_" +
+                   std::to_string(++runs_) + ".txt"))
+    {
+        args.insert(args.begin(), program.string());
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t files;
+        posix_spawn_file_actions_init(&files);
+        posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, output_.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_adddup2(&files, STDOUT_FILENO, STDERR_FILENO);
+        spawn_error_ = posix_spawn(&pid_, argv[0], &files, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&files);
+        if (spawn_error_ != 0) pid_ = 0;
     }
 
-    const auto output = std::filesystem::temp_directory_path() /
-                        ("omnitak_complete_system_" + std::to_string(::getpid()) + ".txt");
-    const std::string command = "'" + program.string() +
-                                "' --duration 2 --links 20 --rate 200 --metrics 127.0.0.1:0 > '" +
-                                output.string() + "' 2>&1";
-    const int status = std::system(command.c_str());
-    std::ifstream in(output);
-    std::stringstream text;
-    text << in.rdbuf();
-    std::filesystem::remove(output);
+    ~example_run()
+    {
+        if (pid_ != 0 && !status_) {
+            ::kill(pid_, SIGKILL);
+            int status = 0;
+            ::waitpid(pid_, &status, 0);
+        }
+        std::filesystem::remove(output_);
+    }
 
-    ASSERT_TRUE(WIFEXITED(status)) << text.str();
-    EXPECT_EQ(WEXITSTATUS(status), 0) << text.str();
-    EXPECT_NE(text.str().find("== complete-system report =="), std::string::npos) << text.str();
-    EXPECT_NE(text.str().find("links: 20/20 connected"), std::string::npos) << text.str();
+    example_run(const example_run&) = delete;
+    example_run& operator=(const example_run&) = delete;
 
-    // A bad option is one clear line and exit code 2.
-    const int bad =
-        std::system(("'" + program.string() + "' --server nonsense > /dev/null 2>&1").c_str());
-    ASSERT_TRUE(WIFEXITED(bad));
-    EXPECT_EQ(WEXITSTATUS(bad), 2);
+    bool started() const { return pid_ != 0; }
+    std::string spawn_error() const { return std::strerror(spawn_error_); }
+    pid_t pid() const { return pid_; }
+
+    std::string output() const
+    {
+        std::ifstream in(output_);
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str();
+    }
+
+    /// The exit code, or nullopt when it is still running after `limit` (or died of a signal).
+    std::optional<int> exit_code(std::chrono::milliseconds limit)
+    {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (!status_) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                status_ = status;
+                break;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+            std::this_thread::sleep_for(10ms);
+        }
+        if (!WIFEXITED(*status_)) return std::nullopt;
+        return WEXITSTATUS(*status_);
+    }
+
+    /// Waits until the first progress line (about a second into the traffic).
+    bool wait_for_traffic()
+    {
+        return eventually([&] { return output().find("s] links ") != std::string::npos; }, 30s);
+    }
+
+private:
+    static inline int runs_ = 0;
+    std::filesystem::path output_;
+    pid_t pid_ = 0;
+    int spawn_error_ = 0;
+    std::optional<int> status_;
+};
+
+// The example, shortened: it must run, print its report and exit 0.
+TEST(System, CompleteSystemExampleRunsInShortForm)
+{
+    const auto program = example_program();
+    if (program.empty()) GTEST_SKIP() << "complete-system not built next to the tests";
+
+    example_run run(
+        program, {"--duration", "2", "--links", "20", "--rate", "200", "--metrics", "127.0.0.1:0"});
+    ASSERT_TRUE(run.started()) << run.spawn_error();
+    const auto code = run.exit_code(60s);
+    const std::string text = run.output();
+    ASSERT_TRUE(code.has_value()) << text;
+    EXPECT_EQ(*code, 0) << text;
+    EXPECT_NE(text.find("== complete-system report =="), std::string::npos) << text;
+    EXPECT_NE(text.find("links: 20/20 connected"), std::string::npos) << text;
+    EXPECT_NE(text.find("shutdown:    clean"), std::string::npos) << text;
+}
+
+// Each bad input is one line naming the problem and the exit code the README gives, never
+// an abort or a run somewhere other than asked.
+TEST(System, CompleteSystemExampleRefusesBadInputWithOneLine)
+{
+    const auto program = example_program();
+    if (program.empty()) GTEST_SKIP() << "complete-system not built next to the tests";
+
+    struct bad_input {
+        std::vector<std::string> args;
+        int exit_code;
+        std::string says;
+    };
+    const std::vector<bad_input> cases{
+        {{"--server", "nonsense"}, 2, "bad --server 'nonsense'"},
+        {{"--server", "tcp://[::1]]:8087"}, 2, "bad --server"},
+        {{"--server", "tcp://[nothing]:8087"}, 2, "bad --server"},
+        {{"--server", "tcp://::1:8087"}, 2, "bad --server"},
+        {{"--server", "tcp://127.0.0.1:0"}, 2, "bad --server"},
+        // 127.0.0.257 would otherwise be served on 127.0.1.1.
+        {{"--metrics", "127.0.0.257:0"}, 2, "is not an IPv4 address"},
+        {{"--metrics", ":0"}, 2, "no HOST"},
+        {{"--duration", "nan"}, 2, "must be a finite number"},
+        // A regular file whose read fails after a good open.
+        {{"--replay", "/proc/self/mem", "--metrics", "off"}, 1, "Input/output error"},
+        {{"--replay", "/dev/zero", "--metrics", "off"}, 1, "not a regular file or a folder"},
+    };
+    for (const auto& c : cases) {
+        example_run run(program, c.args);
+        ASSERT_TRUE(run.started()) << run.spawn_error();
+        const auto code = run.exit_code(30s);
+        const std::string text = run.output();
+        const std::string given = c.args[0] + " " + c.args[1];
+        ASSERT_TRUE(code.has_value()) << given << ":\n" << text;
+        EXPECT_EQ(*code, c.exit_code) << given << ":\n" << text;
+        EXPECT_NE(text.find(c.says), std::string::npos) << given << ":\n" << text;
+        EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << given << ":\n" << text;
+    }
 }
 
 // Ctrl-C during the run: the example stops its traffic, shuts down and still prints its
 // report, then exits with 128 + SIGINT as its README says.
 TEST(System, CompleteSystemExamplePrintsItsReportAfterSigint)
 {
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    const auto program = self.parent_path().parent_path() / "examples" / "complete-system";
-    if (ec || !std::filesystem::exists(program)) {
-        GTEST_SKIP() << "complete-system not built next to the tests (" << program << ")";
-    }
-    const auto output = std::filesystem::temp_directory_path() /
-                        ("omnitak_complete_system_sigint_" + std::to_string(::getpid()) + ".txt");
-    const auto read_output = [&] {
-        std::ifstream in(output);
-        std::stringstream text;
-        text << in.rdbuf();
-        return text.str();
-    };
+    const auto program = example_program();
+    if (program.empty()) GTEST_SKIP() << "complete-system not built next to the tests";
 
     // A long planned run, so that only the signal can end it in time.
-    const std::string path = program.string();
-    std::vector<std::string> args{path,     "--duration", "60",        "--links",    "20",
-                                  "--rate", "200",        "--metrics", "127.0.0.1:0"};
-    std::vector<char*> argv;
-    for (auto& a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t files;
-    ASSERT_EQ(posix_spawn_file_actions_init(&files), 0);
-    posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, output.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&files, STDOUT_FILENO, STDERR_FILENO);
-    pid_t pid = 0;
-    const int spawned = posix_spawn(&pid, path.c_str(), &files, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&files);
-    ASSERT_EQ(spawned, 0) << std::strerror(spawned);
+    example_run run(program, {"--duration", "60", "--links", "20", "--rate", "200", "--metrics",
+                              "127.0.0.1:0"});
+    ASSERT_TRUE(run.started()) << run.spawn_error();
+    ASSERT_TRUE(run.wait_for_traffic()) << "no progress line within 30 s:\n" << run.output();
+    ASSERT_EQ(::kill(run.pid(), SIGINT), 0);
+    const auto code = run.exit_code(20s);
+    const std::string text = run.output();
 
-    const auto wait_exit = [&](std::chrono::milliseconds limit) -> std::optional<int> {
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        for (;;) {
-            int status = 0;
-            if (::waitpid(pid, &status, WNOHANG) == pid) return status;
-            if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-            std::this_thread::sleep_for(10ms);
-        }
-    };
-    const auto kill_and_reap = [&] {
-        ::kill(pid, SIGKILL);
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-    };
-
-    // The first progress line comes after about a second of traffic (it is flushed at once).
-    const bool progressing =
-        eventually([&] { return read_output().find("s] links ") != std::string::npos; }, 30s);
-    if (!progressing) {
-        kill_and_reap();
-        const std::string text = read_output();
-        std::filesystem::remove(output);
-        FAIL() << "no progress line within 30 s:\n" << text;
-    }
-    ASSERT_EQ(::kill(pid, SIGINT), 0);
-    const auto status = wait_exit(20s);
-    if (!status) kill_and_reap();
-    const std::string text = read_output();
-    std::filesystem::remove(output);
-
-    ASSERT_TRUE(status.has_value()) << "still running 20 s after SIGINT:\n" << text;
-    ASSERT_TRUE(WIFEXITED(*status)) << text;
-    EXPECT_EQ(WEXITSTATUS(*status), 128 + SIGINT) << text;
+    ASSERT_TRUE(code.has_value()) << "still running 20 s after SIGINT:\n" << text;
+    EXPECT_EQ(*code, 128 + SIGINT) << text;
     EXPECT_NE(text.find("== complete-system report =="), std::string::npos) << text;
     EXPECT_NE(text.find("interrupted: SIGINT after"), std::string::npos) << text;
     EXPECT_NE(text.find("shutdown:    clean"), std::string::npos) << text;
+}
+
+// SIGTERM right after SIGINT is a second request, not a copy of the first: exit at once.
+TEST(System, CompleteSystemExampleExitsAtOnceWhenTheOtherSignalFollows)
+{
+    const auto program = example_program();
+    if (program.empty()) GTEST_SKIP() << "complete-system not built next to the tests";
+
+    example_run run(program, {"--duration", "60", "--links", "20", "--rate", "200", "--metrics",
+                              "127.0.0.1:0"});
+    ASSERT_TRUE(run.started()) << run.spawn_error();
+    ASSERT_TRUE(run.wait_for_traffic()) << "no progress line within 30 s:\n" << run.output();
+    ASSERT_EQ(::kill(run.pid(), SIGINT), 0);
+    ASSERT_TRUE(eventually([&] {
+        return run.output().find("SIGINT: stopping") != std::string::npos;
+    })) << run.output();
+    ASSERT_EQ(::kill(run.pid(), SIGTERM), 0);
+    const auto code = run.exit_code(20s);
+    const std::string text = run.output();
+
+    ASSERT_TRUE(code.has_value()) << text;
+    EXPECT_EQ(*code, 128 + SIGINT) << text;
+    EXPECT_NE(text.find("SIGTERM after SIGINT: exiting now"), std::string::npos) << text;
 }
 
 TEST(CompleteSystemTraffic, GeneratedEventsParseBackAsWhatTheyClaim)
@@ -599,6 +685,57 @@ TEST(CompleteSystemTraffic, ReplayFolderWithASymlinkLoopIsAnErrorNamingTheEntry)
 
     EXPECT_EQ(ec, std::errc::too_many_symbolic_link_levels) << ec.message();
     EXPECT_EQ(set.failed.filename(), "loop");
+    EXPECT_TRUE(set.events.empty());
+}
+
+TEST(CompleteSystemTraffic, ReplayReadFailingAfterAGoodOpenIsAnErrorNotAnAbort)
+{
+    // /proc/self/mem opens as a regular file; reading its first page fails with EIO.
+    std::error_code ec;
+    const auto set = omnitak::example::load_replay("/proc/self/mem", ec);
+    EXPECT_EQ(ec, std::errc::io_error) << ec.message();
+    EXPECT_EQ(set.failed, "/proc/self/mem");
+    EXPECT_TRUE(set.events.empty());
+}
+
+TEST(CompleteSystemTraffic, ReplayFolderCountsPipesItDoesNotRead)
+{
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("omnitak_replay_fifo_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    {
+        std::ofstream a(dir / "a.cot", std::ios::binary);
+        a << event("r-1");
+    }
+    ASSERT_EQ(::mkfifo((dir / "live.cot").c_str(), 0600), 0) << std::strerror(errno);
+    std::error_code ec;
+    const auto set = omnitak::example::load_replay(dir, ec);
+    std::filesystem::remove_all(dir);
+
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(set.events.size(), 1u);
+    EXPECT_EQ(set.files, 1u);
+    EXPECT_EQ(set.skipped, 1u);
+}
+
+TEST(CompleteSystemTraffic, ReplayFolderNamesTheSubfolderItMayNotOpen)
+{
+    if (::geteuid() == 0) GTEST_SKIP() << "root opens every folder; permissions cannot fail";
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("omnitak_replay_closed_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir / "closed");
+    {
+        std::ofstream a(dir / "closed" / "a.cot", std::ios::binary);
+        a << event("r-1");
+    }
+    std::filesystem::permissions(dir / "closed", std::filesystem::perms::none);
+    std::error_code ec;
+    const auto set = omnitak::example::load_replay(dir, ec);
+    std::filesystem::permissions(dir / "closed", std::filesystem::perms::owner_all);
+    std::filesystem::remove_all(dir);
+
+    EXPECT_EQ(ec, std::errc::permission_denied) << ec.message();
+    EXPECT_EQ(set.failed.filename(), "closed");
     EXPECT_TRUE(set.events.empty());
 }
 

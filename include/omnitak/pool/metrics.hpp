@@ -117,7 +117,9 @@ struct metrics_params {
     bool serve = false;
     /// "HOST:PORT" to bind when serve is true. Default "127.0.0.1:9090": loopback only;
     /// binding a wider address ("0.0.0.0:9090") is an explicit choice. Port 0 picks a free
-    /// port (see port()). Must not be empty when serve is true.
+    /// port (see port()). A bare "PORT" listens on every interface; a comma-separated list
+    /// listens on each. HOST is a dotted IPv4 address or a name that resolves to one (the
+    /// embedded HTTP server serves IPv4 only). Must not be empty when serve is true.
     std::string address = "127.0.0.1:9090";
     /// HTTP worker threads of the exposer. Default 2; range 1..64.
     std::size_t threads = 2;
@@ -139,8 +141,8 @@ public:
     using source = std::function<void(metrics_snapshot&)>;
     using source_id = std::uint64_t;
 
-    /// Throws std::invalid_argument naming a bad field; throws std::runtime_error (with the
-    /// HTTP server's message) when serve is true and the address cannot be bound.
+    /// Throws std::invalid_argument naming a bad field; throws std::runtime_error saying why
+    /// when serve is true and the address is malformed, does not resolve or cannot be bound.
     explicit metrics_registry(metrics_params params = {});
     ~metrics_registry();
 
