@@ -12,10 +12,12 @@
 #include <algorithm>
 #include <asio/io_context.hpp>
 #include <asio/ip/address_v4.hpp>
+#include <asio/ip/address_v6.hpp>
 #include <asio/ip/tcp.hpp>
 #include <exception>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 namespace omnitak {
 
@@ -47,12 +49,26 @@ histogram_snapshot sanitised(histogram_snapshot h)
     return h;
 }
 
-// One entry of a civetweb listening list, split as civetweb reads it: "PORT" or "HOST:PORT",
-// HOST possibly a bracketed IPv6 literal (brackets removed here).
+// The entries of a civetweb listening list ("A,B,C"), as written.
+std::vector<std::string> listen_entries(const std::string& address)
+{
+    std::vector<std::string> entries;
+    std::size_t begin = 0;
+    for (;;) {
+        const auto comma = address.find(',', begin);
+        entries.push_back(address.substr(begin, comma - begin));
+        if (comma == std::string::npos) return entries;
+        begin = comma + 1;
+    }
+}
+
+// One entry split as civetweb reads it: "PORT" or "HOST:PORT", HOST possibly a bracketed
+// IPv6 literal (brackets removed here, `bracketed` set).
 struct listen_entry {
     std::string host;
     std::string port_text;
     bool has_host = false;
+    bool bracketed = false;
 };
 
 listen_entry split_listen_entry(const std::string& entry)
@@ -64,74 +80,104 @@ listen_entry split_listen_entry(const std::string& entry)
         out.host = entry.substr(0, colon);
         out.port_text = entry.substr(colon + 1);
     }
-    if (out.host.size() >= 2 && out.host.front() == '[' && out.host.back() == ']')
+    if (out.host.size() >= 2 && out.host.front() == '[' && out.host.back() == ']') {
         out.host = out.host.substr(1, out.host.size() - 2);
+        out.bracketed = true;
+    }
     return out;
+}
+
+// Why one entry cannot be what its writer meant, or empty when it looks servable.
+std::string listen_entry_problem(const std::string& entry)
+{
+    constexpr const char* not_ipv4 =
+        "' is not an IPv4 address (four numbers in 0..255 separated by dots)";
+    if (entry.empty()) return "an empty entry in the address list";
+    const auto e = split_listen_entry(entry);
+    const bool port_ok = !e.port_text.empty() && e.port_text.size() <= 5 &&
+                         e.port_text.find_first_not_of("0123456789") == std::string::npos &&
+                         std::stoul(e.port_text) <= 65535;
+    if (!port_ok) {
+        return "'" + entry + "': expected HOST:PORT or PORT, with PORT a number in 0..65535";
+    }
+    if (!e.has_host) return {};
+    if (e.host.empty()) {
+        return "'" + entry +
+               "': no HOST before the port (give PORT alone to listen on every "
+               "interface)";
+    }
+    std::error_code ec;
+    if (e.bracketed) {
+        (void)asio::ip::make_address_v6(e.host, ec);
+        return ec ? "'" + e.host + "' in brackets is not an IPv6 address" : std::string();
+    }
+    if (e.host.find_first_of("[]:") != std::string::npos) {
+        return "'" + entry + "': expected HOST:PORT, with an IPv6 HOST in brackets";
+    }
+    (void)asio::ip::make_address_v4(e.host, ec);
+    if (!ec) return {};
+
+    // Not a dotted quad. getaddrinfo still reads "127.1" or "0x7f.1" as numbers (inet_aton's
+    // forms) where civetweb does not: those are refused too, as is a name with no IPv4
+    // address (civetweb looks names up for IPv4 only).
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver(io);
+    (void)resolver.resolve(asio::ip::tcp::v4(), e.host, e.port_text,
+                           asio::ip::resolver_base::numeric_host, ec);
+    if (!ec || e.host.find_first_not_of("0123456789.") == std::string::npos) {
+        return "'" + e.host + not_ipv4;
+    }
+    (void)resolver.resolve(asio::ip::tcp::v4(), e.host, e.port_text, ec);
+    if (ec) return "cannot resolve '" + e.host + "' to an IPv4 address: " + ec.message();
+    return {};
 }
 
 // civetweb accepts more than it serves correctly: it reads "999.1.1.1:9090" and
 // "127.0.0.257:9090" with unchecked arithmetic and listens on another address, and it fails
-// every other mistake with one generic message. So each entry is checked here first; the
-// answer is why it cannot be served, or empty when it looks servable.
+// every other mistake with one generic message. So every entry is checked here first.
 std::string listen_address_problem(const std::string& address)
 {
-    std::size_t begin = 0;
-    for (;;) {
-        const auto comma = address.find(',', begin);
-        const std::string entry = address.substr(begin, comma - begin);
-        if (entry.empty()) return "an empty entry in the address list";
-        const auto e = split_listen_entry(entry);
-        const bool port_ok = !e.port_text.empty() && e.port_text.size() <= 5 &&
-                             e.port_text.find_first_not_of("0123456789") == std::string::npos &&
-                             std::stoul(e.port_text) <= 65535;
-        if (!port_ok) {
-            return "'" + entry + "': expected HOST:PORT or PORT, with PORT a number in 0..65535";
-        }
-        if (e.has_host && e.host.empty()) {
-            return "'" + entry +
-                   "': no HOST before the port (give PORT alone to listen on "
-                   "every interface)";
-        }
-        if (e.has_host && e.host.find_first_not_of("0123456789.") == std::string::npos) {
-            std::error_code ec;
-            (void)asio::ip::make_address_v4(e.host, ec);
-            if (ec) {
-                return "'" + e.host +
-                       "' is not an IPv4 address (four numbers in 0..255 "
-                       "separated by dots)";
-            }
-        } else if (e.has_host && e.host.find(':') == std::string::npos) {
-            // A host name: civetweb looks it up for IPv4 only; say so when that cannot work.
-            asio::io_context io;
-            asio::ip::tcp::resolver resolver(io);
-            std::error_code ec;
-            (void)resolver.resolve(asio::ip::tcp::v4(), e.host, e.port_text, ec);
-            if (ec) return "cannot resolve '" + e.host + "' to an IPv4 address: " + ec.message();
-        }
-        if (comma == std::string::npos) return {};
-        begin = comma + 1;
+    for (const auto& entry : listen_entries(address)) {
+        if (auto problem = listen_entry_problem(entry); !problem.empty()) return problem;
     }
+    return {};
 }
 
 // After civetweb failed to listen (its message is always "null context when constructing
-// CivetServer. Possible problem binding to port."), bind the first entry ourselves to learn
-// why: an address in use, a port that needs privileges, an address not on this machine.
+// CivetServer. Possible problem binding to port."), bind the entries ourselves, all at once
+// as civetweb does, to learn why: an address in use (also by an earlier entry), a port that
+// needs privileges, an address not on this machine.
 std::string reason_cannot_listen(const std::string& address)
 {
-    const auto e = split_listen_entry(address.substr(0, address.find(',')));
-    std::error_code ec;
-    const auto ip = e.host.empty() ? asio::ip::address(asio::ip::address_v4::any())
-                                   : asio::ip::make_address(e.host, ec);
-    if (ec) return {};  // a host name: civetweb looked it up; not repeated here
-
     asio::io_context io;
-    asio::ip::tcp::acceptor probe(io);
-    const asio::ip::tcp::endpoint endpoint(ip, static_cast<std::uint16_t>(std::stoul(e.port_text)));
-    probe.open(endpoint.protocol(), ec);
-    if (!ec) probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-    if (!ec) probe.bind(endpoint, ec);
-    if (ec) return ec.message();
-    if (ip.is_v6()) return "the embedded HTTP server of this build may not support IPv6";
+    std::vector<asio::ip::tcp::acceptor> probes;
+    for (const auto& entry : listen_entries(address)) {
+        const auto e = split_listen_entry(entry);
+        std::error_code ec;
+        asio::ip::address ip = asio::ip::address_v4::any();
+        if (!e.host.empty()) {
+            ip = asio::ip::make_address(e.host, ec);
+            if (ec) {
+                // A name: bind the address it resolves to, as civetweb did.
+                asio::ip::tcp::resolver resolver(io);
+                const auto found = resolver.resolve(asio::ip::tcp::v4(), e.host, "0", ec);
+                if (ec || found.empty()) continue;
+                ip = found.begin()->endpoint().address();
+            }
+        }
+        const asio::ip::tcp::endpoint endpoint(ip,
+                                               static_cast<std::uint16_t>(std::stoul(e.port_text)));
+        auto& probe = probes.emplace_back(io);
+        probe.open(endpoint.protocol(), ec);
+        if (!ec) probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+        if (!ec) probe.bind(endpoint, ec);
+        // Listening, so that a later entry for the same address collides as it did in civetweb.
+        if (!ec) probe.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) return "'" + entry + "': " + ec.message();
+        if (ip.is_v6()) {
+            return "'" + entry + "': the embedded HTTP server of this build may not support IPv6";
+        }
+    }
     return {};
 }
 

@@ -11,15 +11,17 @@
 //   complete-system [--links N] [--servers N] [--duration S] [--rate R] [--metrics ADDR]
 //                   [--replay PATH] [--server tcp://HOST:PORT ...]
 //
-// Ctrl-C (SIGINT) or SIGTERM during the run stops the traffic, shuts the gateway down within
-// its timeout and still prints the report. A second request exits at once, without a report:
-// the other signal at any time, or the same one a second or more after the first (the same
-// signal twice within a second is one request delivered twice).
+// Ctrl-C (SIGINT) or SIGTERM during the run stops the traffic, prints the report and shuts
+// the gateway down within its timeout (the report's last line says how). A second request
+// exits at once, leaving out what was not printed yet: the other signal at any time, or the
+// same one a second or more after the first (the same signal twice within a second is one
+// request delivered twice).
 //
-// Exit codes: 0 success; 1 runtime failure (no server reachable, unreadable --replay);
-// 2 bad options (including a --metrics address that cannot be served); 128 + the signal
-// number when interrupted (130 for SIGINT, 143 for SIGTERM), after the report. When the
-// default metrics address is taken the run goes on without /metrics and says so.
+// Exit codes: 0 success; 1 runtime failure (no server reachable, --replay unreadable or too
+// large for memory, report not written); 2 bad options (including a --metrics address that
+// cannot be served); 128 + the first signal's number when interrupted (130 for SIGINT, 143
+// for SIGTERM). When the default metrics address is taken the run goes on without /metrics
+// and says so.
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
@@ -248,7 +250,7 @@ private:
                     arm();
                     return;
                 }
-                // The operator insists: no report, no clean shutdown.
+                // The operator insists: no more waiting for the shutdown (or the report).
                 if (number == first) {
                     std::fprintf(stderr, "complete-system: %s again: exiting now\n", name(number));
                 } else {
@@ -300,6 +302,12 @@ int run(const options& opt, const interrupt_watch& interrupts)
         endpoints.push_back(*e);
     }
     const bool use_mocks = endpoints.empty();
+    if (endpoints.size() > opt.links) {
+        std::printf(
+            "servers: only the first %zu of the %zu --server addresses get a link "
+            "(--links %zu)\n",
+            opt.links, endpoints.size(), opt.links);
+    }
 
     // Every link takes a descriptor, and with the mock servers in this process so does the
     // server's end of it. Raise the soft limit as far as the hard one allows, and say so at
@@ -312,8 +320,12 @@ int run(const options& opt, const interrupt_watch& interrupts)
                 limit.rlim_cur = limit.rlim_max;
                 ::setrlimit(RLIMIT_NOFILE, &limit);
             }
-            constexpr std::size_t spare = 64;  // listeners, epoll, eventfds, metrics, stdio
-            const std::size_t needed = opt.links * (use_mocks ? 2 : 1) + spare;
+            constexpr std::size_t spare = 64;  // epoll, eventfds, metrics, stdio, resolver
+            // Each mock server holds its listener and its own event loop's descriptors.
+            constexpr std::size_t per_mock = 8;
+            const std::size_t mock_count = use_mocks ? std::min(opt.servers, opt.links) : 0;
+            const std::size_t needed =
+                opt.links * (use_mocks ? 2 : 1) + mock_count * per_mock + spare;
             if (limit.rlim_cur != RLIM_INFINITY && needed > limit.rlim_cur) {
                 std::fprintf(stderr,
                              "complete-system: %zu links need about %zu file descriptors%s, "
@@ -333,13 +345,18 @@ int run(const options& opt, const interrupt_watch& interrupts)
     if (!opt.replay.empty()) {
         std::error_code ec;
         auto set = ex::load_replay(opt.replay, ec);
+        if (interrupts.raised()) {
+            // A large capture takes a while to load; the request to stop is honoured now.
+            std::fprintf(stderr, "complete-system: interrupted while loading --replay\n");
+            return 128 + interrupts.signal();
+        }
         if (ec) {
             const std::string where = set.failed.empty() || set.failed == opt.replay
                                           ? std::string()
                                           : " at '" + set.failed.string() + "'";
             std::fprintf(stderr, "complete-system: cannot read --replay '%s'%s: %s\n",
                          opt.replay.c_str(), where.c_str(),
-                         ec == std::errc::invalid_argument
+                         set.not_a_file
                              ? "not a regular file or a folder (devices and pipes are not read)"
                              : ec.message().c_str());
             return 1;
@@ -636,16 +653,19 @@ int run(const options& opt, const interrupt_watch& interrupts)
         std::printf("interrupted: %s after %.1f s of traffic (%.1f s planned)\n",
                     signal == SIGINT ? "SIGINT" : "SIGTERM", seconds, opt.duration_s);
     }
-    std::printf("setup:       %zu links to %zu %s, %.1f s at %.0f events/s%s\n", opt.links,
+    std::printf("setup:       %zu links to %zu %s, %.1f s at %g events/s%s\n", opt.links,
                 endpoints.size(), use_mocks ? "mock servers" : "servers", seconds, opt.rate,
                 replay.empty() ? "" : " (replayed)");
     std::printf("produced:    %" PRIu64 " events: %" PRIu64 " through servers (%" PRIu64
                 " through two at once), %" PRIu64 " submitted by the application (%" PRIu64
                 " refused: duplicates or a full intake)\n",
                 produced, via_servers, via_two, via_submit, submit_refused);
-    if (seconds > 0 && static_cast<double>(produced) < 0.95 * opt.rate * seconds) {
+    // Judged only on enough events: whole events cannot meet a fraction of one, and a run
+    // interrupted before its traffic began asked for none.
+    const double asked = opt.rate * seconds;
+    if (asked >= 20 && static_cast<double>(produced) < 0.95 * asked) {
         std::printf(
-            "rate:        %.0f events/s produced, short of the %.0f asked for (this "
+            "rate:        %.0f events/s produced, short of the %g asked for (this "
             "machine could not generate them faster)\n",
             static_cast<double>(produced) / seconds, opt.rate);
     }
@@ -729,8 +749,9 @@ int main(int argc, char** argv)
     options opt;
     app.option_defaults()->always_capture_default();  // --help shows each default
     app.add_option("--links", opt.links, "Links to open")->check(CLI::Range(1, 100000));
-    app.add_option("--servers", opt.servers, "Mock TAK servers to start (without --server)")
-        ->check(CLI::Range(1, 64));
+    auto* servers_option =
+        app.add_option("--servers", opt.servers, "Mock TAK servers to start (without --server)")
+            ->check(CLI::Range(1, 64));
     app.add_option("--duration", opt.duration_s, "Seconds of traffic")
         ->check(CLI::Range(0.1, 86400.0));
     app.add_option("--rate", opt.rate, "Events per second")->check(CLI::Range(1.0, 1e6));
@@ -743,12 +764,14 @@ int main(int argc, char** argv)
     app.add_option("--threads", opt.threads, "I/O threads (0 = one per hardware thread)")
         ->check(CLI::Range(0, 1024));
     app.add_option("--metrics", opt.metrics,
-                   "Serve /metrics on HOST:PORT ('off' to disable; port 0 picks one). "
-                   "Default 127.0.0.1:9090; when that is taken the run goes on without it");
+                   "Serve /metrics on HOST:PORT (IPv4 HOST), on a bare PORT for every interface, "
+                   "or 'off'; port 0 picks one. When the default is taken the run goes on "
+                   "without it");
     app.add_option("--replay", opt.replay,
                    "Replay the CoT events of a file or folder instead of generated traffic");
     app.add_option("--server", opt.server_urls,
-                   "A real TAK server tcp://HOST:PORT instead of mocks (repeatable)");
+                   "A real TAK server tcp://HOST:PORT instead of mocks (repeatable)")
+        ->excludes(servers_option);
 
     try {
         app.parse(argc, argv);
@@ -770,7 +793,24 @@ int main(int argc, char** argv)
             return 2;
         }
     }
+    // An empty value is most likely an unset shell variable: say so rather than run with a
+    // default the user did not choose.
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string*>{"--metrics", &opt.metrics},
+          {"--replay", &opt.replay}}) {
+        if (app.count(name) > 0 && value->empty()) {
+            std::fprintf(stderr, "complete-system: %s: empty value (see --help)\n", name);
+            return 2;
+        }
+    }
     opt.metrics_explicit = app.count("--metrics") > 0;
+    // Line-buffered even into a file or pipe, so that each line appears when it happens.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
     const interrupt_watch interrupts;
-    return run(opt, interrupts);
+    const int code = run(opt, interrupts);
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+        std::fprintf(stderr, "complete-system: cannot write the report to standard output\n");
+        return code == 0 ? 1 : code;
+    }
+    return code;
 }

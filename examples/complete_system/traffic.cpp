@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <new>
 #include <numbers>
 #include <stdexcept>
 
@@ -452,30 +453,9 @@ std::optional<std::size_t> resident_memory_bytes()
 
 namespace {
 
-void frame_file(const std::filesystem::path& file, replay_set& out, std::error_code& ec)
+// Appends the events of one file's bytes to `out`.
+void frame_bytes(const std::string& bytes, replay_set& out)
 {
-    errno = 0;
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        // ifstream keeps no reason; open(2)'s errno is still the one that failed.
-        ec = std::error_code(errno != 0 ? errno : ENOENT, std::generic_category());
-        out.failed = file;
-        return;
-    }
-    std::string bytes;
-    try {
-        // A read that fails after a good open (EIO, as from /proc/self/mem or a failing disk)
-        // throws from inside the stream buffer; it carries read(2)'s errno.
-        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    } catch (const std::ios_base::failure& e) {
-        ec = e.code().category() == std::iostream_category()
-                 ? std::make_error_code(std::errc::io_error)
-                 : e.code();
-        out.failed = file;
-        return;
-    }
-    ++out.files;
-
     // Captures hold events back to back with prologues and junk between them: exactly what
     // the stream framer is for. Each file is its own stream.
     stream_framer framer;
@@ -495,6 +475,35 @@ void frame_file(const std::filesystem::path& file, replay_set& out, std::error_c
         } else {
             out.events.emplace_back(r.event);
         }
+    }
+}
+
+void frame_file(const std::filesystem::path& file, replay_set& out, std::error_code& ec)
+{
+    errno = 0;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        // ifstream keeps no reason; open(2)'s errno is still the one that failed.
+        ec = std::error_code(errno != 0 ? errno : ENOENT, std::generic_category());
+        out.failed = file;
+        return;
+    }
+    try {
+        // A read that fails after a good open (EIO, as from /proc/self/mem or a failing disk)
+        // throws from inside the stream buffer; it carries read(2)'s errno.
+        const std::string bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+        ++out.files;
+        frame_bytes(bytes, out);
+    } catch (const std::ios_base::failure& e) {
+        ec = e.code().category() == std::iostream_category()
+                 ? std::make_error_code(std::errc::io_error)
+                 : e.code();
+        out.failed = file;
+    } catch (const std::bad_alloc&) {
+        // A capture larger than memory allows: the file, or the events read so far.
+        ec = std::make_error_code(std::errc::not_enough_memory);
+        out.failed = file;
     }
 }
 
@@ -527,8 +536,8 @@ replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
             }
             if (std::filesystem::is_regular_file(status)) {
                 files.push_back(current);
-            } else if (!std::filesystem::is_directory(status)) {
-                ++out.skipped;
+            } else if (!std::filesystem::is_directory(status) || it->is_symlink(entry_ec)) {
+                ++out.skipped;  // not followed: a link to a folder could lead back up
             }
         }
         // Opening a subfolder fails in increment(), while the iterator still stands on it.
@@ -543,8 +552,11 @@ replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
     if (ec) return {};
     // Only regular files: a device such as /dev/zero or a FIFO would be read without end.
     if (!std::filesystem::is_regular_file(path, ec)) {
-        if (!ec) ec = std::make_error_code(std::errc::invalid_argument);
-        return {};
+        if (ec) return {};
+        ec = std::make_error_code(std::errc::invalid_argument);
+        replay_set refused;
+        refused.not_a_file = true;
+        return refused;
     }
     frame_file(path, out, ec);
     if (ec) return failure_at(out.failed);

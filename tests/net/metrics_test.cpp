@@ -302,6 +302,22 @@ TEST(MetricsRegistry, ReportsAnAddressItCannotBind)
     };
     // The reason, not only the HTTP server's generic "problem binding to port".
     EXPECT_NE(message(same).find("in use"), std::string::npos) << message(same);
+    // An entry after the first that collides with an earlier one is named.
+    const std::string taken = std::to_string(first.port());
+    same.address = "127.0.0.1:0,127.0.0.1:" + taken;
+    EXPECT_NE(message(same).find(":" + taken + "': Address already in use"), std::string::npos)
+        << message(same);
+    // The same free address twice: the second entry collides with the first.
+    std::uint16_t free_port = 0;
+    {
+        asio::io_context io;
+        asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+        free_port = a.local_endpoint().port();
+    }
+    const std::string twice = "127.0.0.1:" + std::to_string(free_port);
+    same.address = twice + "," + twice;
+    EXPECT_NE(message(same).find(twice + "': Address already in use"), std::string::npos)
+        << message(same);
     same.address = "127.0.0.1:http";
     EXPECT_NE(message(same).find("PORT a number"), std::string::npos) << message(same);
 }
@@ -320,8 +336,8 @@ TEST(MetricsRegistry, RefusesAddressesTheHttpServerWouldMisreadOrFailVaguely)
         }
         return std::string("served");
     };
-    for (const char* address :
-         {"127.0.0.257:0", "999.1.1.1:0", "383.0.0.1:0", "127.1:0", "1.2.3:0", "1..2.3:0"}) {
+    for (const char* address : {"127.0.0.257:0", "999.1.1.1:0", "383.0.0.1:0", "127.1:0", "1.2.3:0",
+                                "1..2.3:0", "0x7f.1:0", "2130706433:0"}) {
         EXPECT_NE(message(address).find("is not an IPv4 address"), std::string::npos)
             << address << ": " << message(address);
     }
@@ -335,6 +351,13 @@ TEST(MetricsRegistry, RefusesAddressesTheHttpServerWouldMisreadOrFailVaguely)
     EXPECT_NE(message("nowhere.invalid:0").find("cannot resolve 'nowhere.invalid'"),
               std::string::npos)
         << message("nowhere.invalid:0");
+    EXPECT_NE(message("[127.0.0.1]:0").find("in brackets is not an IPv6"), std::string::npos)
+        << message("[127.0.0.1]:0");
+    EXPECT_NE(message("[::1:0").find("IPv6 HOST in brackets"), std::string::npos)
+        << message("[::1:0");
+    // A later entry is checked as well as the first.
+    EXPECT_NE(message("127.0.0.1:0,1.2.3:0").find("'1.2.3' is not"), std::string::npos)
+        << message("127.0.0.1:0,1.2.3:0");
     // Still served: a name that resolves, and a list.
     EXPECT_EQ(message("localhost:0"), "served");
     EXPECT_EQ(message("127.0.0.1:0,127.0.0.1:0"), "served");

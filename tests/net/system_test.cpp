@@ -475,22 +475,35 @@ private:
     std::optional<int> status_;
 };
 
+// A run of 20 links and 200 events/s for `seconds`.
+std::vector<std::string> traffic_args(const char* seconds)
+{
+    return {"--duration", seconds, "--links", "20", "--rate", "200", "--metrics", "127.0.0.1:0"};
+}
+
+// Waits for the run to end with `expected`, having printed its report and shut down clean;
+// returns what it printed.
+std::string output_of_finished_run(example_run& run, int expected, std::chrono::seconds limit)
+{
+    const auto code = run.exit_code(limit);
+    const std::string text = run.output();
+    EXPECT_TRUE(code.has_value()) << "still running after " << limit.count() << " s:\n" << text;
+    EXPECT_EQ(code.value_or(-1), expected) << text;
+    EXPECT_NE(text.find("== complete-system report =="), std::string::npos) << text;
+    EXPECT_NE(text.find("shutdown:    clean"), std::string::npos) << text;
+    return text;
+}
+
 // The example, shortened: it must run, print its report and exit 0.
 TEST(System, CompleteSystemExampleRunsInShortForm)
 {
     const auto program = example_program();
     if (program.empty()) GTEST_SKIP() << "complete-system not built next to the tests";
 
-    example_run run(
-        program, {"--duration", "2", "--links", "20", "--rate", "200", "--metrics", "127.0.0.1:0"});
+    example_run run(program, traffic_args("2"));
     ASSERT_TRUE(run.started()) << run.spawn_error();
-    const auto code = run.exit_code(60s);
-    const std::string text = run.output();
-    ASSERT_TRUE(code.has_value()) << text;
-    EXPECT_EQ(*code, 0) << text;
-    EXPECT_NE(text.find("== complete-system report =="), std::string::npos) << text;
+    const std::string text = output_of_finished_run(run, 0, 60s);
     EXPECT_NE(text.find("links: 20/20 connected"), std::string::npos) << text;
-    EXPECT_NE(text.find("shutdown:    clean"), std::string::npos) << text;
 }
 
 // Each bad input is one line naming the problem and the exit code the README gives, never
@@ -518,9 +531,20 @@ TEST(System, CompleteSystemExampleRefusesBadInputWithOneLine)
         // A regular file whose read fails after a good open.
         {{"--replay", "/proc/self/mem", "--metrics", "off"}, 1, "Input/output error"},
         {{"--replay", "/dev/zero", "--metrics", "off"}, 1, "not a regular file or a folder"},
+        // Most likely an unset shell variable, not a wish for the default.
+        {{"--metrics", ""}, 2, "--metrics: empty value"},
+        {{"--replay", ""}, 2, "--replay: empty value"},
+        {{"--servers", "2", "--server", "tcp://127.0.0.1:8087"}, 2, "excludes"},
+        // The mock servers' own descriptors count too: 18 links and 18 servers do not fit
+        // in 100 descriptors, though the links' 36 and the spare 64 would.
+        {{"-c",
+          "ulimit -n 100 && exec '" + program.string() + "' --links 18 --servers 64 --metrics off"},
+         2,
+         "file descriptors"},
     };
     for (const auto& c : cases) {
-        example_run run(program, c.args);
+        // The descriptor case goes through a shell to lower the limit first.
+        example_run run(c.args[0] == "-c" ? std::filesystem::path("/bin/sh") : program, c.args);
         ASSERT_TRUE(run.started()) << run.spawn_error();
         const auto code = run.exit_code(30s);
         const std::string text = run.output();
@@ -540,19 +564,12 @@ TEST(System, CompleteSystemExamplePrintsItsReportAfterSigint)
     if (program.empty()) GTEST_SKIP() << "complete-system not built next to the tests";
 
     // A long planned run, so that only the signal can end it in time.
-    example_run run(program, {"--duration", "60", "--links", "20", "--rate", "200", "--metrics",
-                              "127.0.0.1:0"});
+    example_run run(program, traffic_args("60"));
     ASSERT_TRUE(run.started()) << run.spawn_error();
     ASSERT_TRUE(run.wait_for_traffic()) << "no progress line within 30 s:\n" << run.output();
     ASSERT_EQ(::kill(run.pid(), SIGINT), 0);
-    const auto code = run.exit_code(20s);
-    const std::string text = run.output();
-
-    ASSERT_TRUE(code.has_value()) << "still running 20 s after SIGINT:\n" << text;
-    EXPECT_EQ(*code, 128 + SIGINT) << text;
-    EXPECT_NE(text.find("== complete-system report =="), std::string::npos) << text;
+    const std::string text = output_of_finished_run(run, 128 + SIGINT, 20s);
     EXPECT_NE(text.find("interrupted: SIGINT after"), std::string::npos) << text;
-    EXPECT_NE(text.find("shutdown:    clean"), std::string::npos) << text;
 }
 
 // SIGTERM right after SIGINT is a second request, not a copy of the first: exit at once.
@@ -561,8 +578,7 @@ TEST(System, CompleteSystemExampleExitsAtOnceWhenTheOtherSignalFollows)
     const auto program = example_program();
     if (program.empty()) GTEST_SKIP() << "complete-system not built next to the tests";
 
-    example_run run(program, {"--duration", "60", "--links", "20", "--rate", "200", "--metrics",
-                              "127.0.0.1:0"});
+    example_run run(program, traffic_args("60"));
     ASSERT_TRUE(run.started()) << run.spawn_error();
     ASSERT_TRUE(run.wait_for_traffic()) << "no progress line within 30 s:\n" << run.output();
     ASSERT_EQ(::kill(run.pid(), SIGINT), 0);
@@ -695,10 +711,14 @@ TEST(CompleteSystemTraffic, ReplayReadFailingAfterAGoodOpenIsAnErrorNotAnAbort)
     const auto set = omnitak::example::load_replay("/proc/self/mem", ec);
     EXPECT_EQ(ec, std::errc::io_error) << ec.message();
     EXPECT_EQ(set.failed, "/proc/self/mem");
+    EXPECT_FALSE(set.not_a_file) << "a regular file that failed, not a device";
     EXPECT_TRUE(set.events.empty());
+
+    omnitak::example::load_replay("/dev/zero", ec);
+    EXPECT_EQ(ec, std::errc::invalid_argument);
 }
 
-TEST(CompleteSystemTraffic, ReplayFolderCountsPipesItDoesNotRead)
+TEST(CompleteSystemTraffic, ReplayFolderCountsPipesAndFolderLinksItDoesNotRead)
 {
     const auto dir = std::filesystem::temp_directory_path() /
                      ("omnitak_replay_fifo_" + std::to_string(::getpid()));
@@ -708,6 +728,8 @@ TEST(CompleteSystemTraffic, ReplayFolderCountsPipesItDoesNotRead)
         a << event("r-1");
     }
     ASSERT_EQ(::mkfifo((dir / "live.cot").c_str(), 0600), 0) << std::strerror(errno);
+    // A link to a folder is not followed (it could lead back up) and is counted as well.
+    std::filesystem::create_directory_symlink(dir, dir / "up");
     std::error_code ec;
     const auto set = omnitak::example::load_replay(dir, ec);
     std::filesystem::remove_all(dir);
@@ -715,7 +737,7 @@ TEST(CompleteSystemTraffic, ReplayFolderCountsPipesItDoesNotRead)
     ASSERT_FALSE(ec) << ec.message();
     EXPECT_EQ(set.events.size(), 1u);
     EXPECT_EQ(set.files, 1u);
-    EXPECT_EQ(set.skipped, 1u);
+    EXPECT_EQ(set.skipped, 2u);
 }
 
 TEST(CompleteSystemTraffic, ReplayFolderNamesTheSubfolderItMayNotOpen)
