@@ -167,6 +167,17 @@ std::string reason_cannot_listen(const std::string& address)
         }
         const asio::ip::tcp::endpoint endpoint(ip,
                                                static_cast<std::uint16_t>(std::stoul(e.port_text)));
+        // Two entries naming one address (or one of them every address) on one port: the
+        // list collides with itself, not with another program.
+        for (const auto& earlier : probes) {
+            std::error_code ignored;
+            const auto other = earlier.local_endpoint(ignored);
+            if (endpoint.port() != 0 && other.port() == endpoint.port() &&
+                (other.address() == ip || other.address().is_unspecified() ||
+                 ip.is_unspecified())) {
+                return "'" + entry + "': the same port on the same address as an earlier entry";
+            }
+        }
         auto& probe = probes.emplace_back(io);
         probe.open(endpoint.protocol(), ec);
         if (!ec) probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);

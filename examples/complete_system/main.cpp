@@ -18,10 +18,10 @@
 // request delivered twice).
 //
 // Exit codes: 0 success; 1 runtime failure (no server reachable, --replay unreadable or too
-// large for memory, report not written); 2 bad options (including a --metrics address that
-// cannot be served); 128 + the first signal's number when interrupted (130 for SIGINT, 143
-// for SIGTERM). When the default metrics address is taken the run goes on without /metrics
-// and says so.
+// large for memory, threads or memory to run lacking, report not written); 2 bad options (including
+// a --metrics address that cannot be served); 128 + the first signal's number when interrupted (130
+// for SIGINT, 143 for SIGTERM). When the default metrics address is taken the run goes on without
+// /metrics and says so.
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
@@ -262,7 +262,7 @@ private:
             }
             first_at_ = steady::now();
             std::fprintf(stderr,
-                         "complete-system: %s: stopping the traffic and shutting down (send it "
+                         "complete-system: %s: stopping and shutting down (send it "
                          "again to exit at once)\n",
                          name(number));
             arm();
@@ -307,6 +307,7 @@ int run(const options& opt, const interrupt_watch& interrupts)
             "servers: only the first %zu of the %zu --server addresses get a link "
             "(--links %zu)\n",
             opt.links, endpoints.size(), opt.links);
+        endpoints.resize(opt.links);
     }
 
     // Every link takes a descriptor, and with the mock servers in this process so does the
@@ -322,7 +323,7 @@ int run(const options& opt, const interrupt_watch& interrupts)
             }
             constexpr std::size_t spare = 64;  // epoll, eventfds, metrics, stdio, resolver
             // Each mock server holds its listener and its own event loop's descriptors.
-            constexpr std::size_t per_mock = 8;
+            constexpr std::size_t per_mock = 4;
             const std::size_t mock_count = use_mocks ? std::min(opt.servers, opt.links) : 0;
             const std::size_t needed =
                 opt.links * (use_mocks ? 2 : 1) + mock_count * per_mock + spare;
@@ -330,7 +331,7 @@ int run(const options& opt, const interrupt_watch& interrupts)
                 std::fprintf(stderr,
                              "complete-system: %zu links need about %zu file descriptors%s, "
                              "but this process may open %llu (ulimit -n); raise the limit or "
-                             "use fewer links\n",
+                             "use fewer links or servers\n",
                              opt.links, needed,
                              use_mocks ? " (both ends of each link are in this process)" : "",
                              static_cast<unsigned long long>(limit.rlim_cur));
@@ -344,7 +345,7 @@ int run(const options& opt, const interrupt_watch& interrupts)
     std::vector<replay_event> replay;
     if (!opt.replay.empty()) {
         std::error_code ec;
-        auto set = ex::load_replay(opt.replay, ec);
+        auto set = ex::load_replay(opt.replay, ec, [&] { return interrupts.raised(); });
         if (interrupts.raised()) {
             // A large capture takes a while to load; the request to stop is honoured now.
             std::fprintf(stderr, "complete-system: interrupted while loading --replay\n");
@@ -378,6 +379,9 @@ int run(const options& opt, const interrupt_watch& interrupts)
         if (set.skipped > 0) {
             std::printf("; %" PRIu64 " pipes, sockets or devices in the folder not read",
                         set.skipped);
+        }
+        if (set.links_not_followed > 0) {
+            std::printf("; %" PRIu64 " links to folders not followed", set.links_not_followed);
         }
         std::printf("\n");
     }
@@ -715,10 +719,10 @@ int run(const options& opt, const interrupt_watch& interrupts)
     std::printf("memory:      resident %s (at start %s, before links %s, with links %s)\n",
                 mib(rss_end).c_str(), mib(rss_start).c_str(), mib(rss_before_links).c_str(),
                 mib(rss_links).c_str());
-    if (rss_before_links && rss_links && opt.links > 0) {
+    if (rss_before_links && rss_links && connected > 0) {
         const double per_link =
             (static_cast<double>(*rss_links) - static_cast<double>(*rss_before_links)) /
-            static_cast<double>(opt.links) / 1024.0;
+            static_cast<double>(connected) / 1024.0;
         std::printf("per link:    %.1f KiB resident when connected, idle%s\n", per_link,
                     use_mocks ? " (includes the in-process mock server's side)" : "");
     }
@@ -755,12 +759,16 @@ int main(int argc, char** argv)
     app.add_option("--duration", opt.duration_s, "Seconds of traffic")
         ->check(CLI::Range(0.1, 86400.0));
     app.add_option("--rate", opt.rate, "Events per second")->check(CLI::Range(1.0, 1e6));
-    app.add_option("--dup-share", opt.dup_share,
-                   "Share of server traffic injected through two servers at once")
-        ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--submit-share", opt.submit_share,
-                   "Share of traffic submitted by the application instead of a server")
-        ->check(CLI::Range(0.0, 1.0));
+    // With real servers every event is submitted by the application: these two only shape
+    // what the mock servers inject.
+    auto* dup_share_option =
+        app.add_option("--dup-share", opt.dup_share,
+                       "Share of server traffic injected through two mock servers at once")
+            ->check(CLI::Range(0.0, 1.0));
+    auto* submit_share_option =
+        app.add_option("--submit-share", opt.submit_share,
+                       "Share of traffic submitted by the application instead of a mock server")
+            ->check(CLI::Range(0.0, 1.0));
     app.add_option("--threads", opt.threads, "I/O threads (0 = one per hardware thread)")
         ->check(CLI::Range(0, 1024));
     app.add_option("--metrics", opt.metrics,
@@ -771,7 +779,9 @@ int main(int argc, char** argv)
                    "Replay the CoT events of a file or folder instead of generated traffic");
     app.add_option("--server", opt.server_urls,
                    "A real TAK server tcp://HOST:PORT instead of mocks (repeatable)")
-        ->excludes(servers_option);
+        ->excludes(servers_option)
+        ->excludes(dup_share_option)
+        ->excludes(submit_share_option);
 
     try {
         app.parse(argc, argv);
@@ -806,8 +816,17 @@ int main(int argc, char** argv)
     opt.metrics_explicit = app.count("--metrics") > 0;
     // Line-buffered even into a file or pipe, so that each line appears when it happens.
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
-    const interrupt_watch interrupts;
-    const int code = run(opt, interrupts);
+    int code = 0;
+    try {
+        const interrupt_watch interrupts;
+        code = run(opt, interrupts);
+    } catch (const std::exception& e) {
+        // What the run cannot go on without (threads, memory, descriptors for its own event
+        // loops): one line, not an abort.
+        std::fflush(stdout);
+        std::fprintf(stderr, "complete-system: cannot run: %s\n", e.what());
+        return 1;
+    }
     if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
         std::fprintf(stderr, "complete-system: cannot write the report to standard output\n");
         return code == 0 ? 1 : code;

@@ -453,16 +453,22 @@ std::optional<std::size_t> resident_memory_bytes()
 
 namespace {
 
-// Appends the events of one file's bytes to `out`.
-void frame_bytes(const std::string& bytes, replay_set& out)
+bool stopped(const std::function<bool()>& stop)
+{
+    return stop && stop();
+}
+
+// Appends the events of one file's bytes to `out`; false when `stop` asked to end.
+bool frame_bytes(const std::string& bytes, replay_set& out, const std::function<bool()>& stop)
 {
     // Captures hold events back to back with prologues and junk between them: exactly what
     // the stream framer is for. Each file is its own stream.
     stream_framer framer;
-    framer.feed(bytes);
+    framer.feed_borrowed(bytes);
     framer.finish();
     cot_summary summary;
-    for (;;) {
+    for (std::uint64_t n = 1;; ++n) {
+        if (n % 4096 == 0 && stopped(stop)) return false;
         const frame_result r = framer.next();
         if (r.what == frame_result::kind::need_more) break;
         if (r.what == frame_result::kind::problem) {
@@ -476,9 +482,11 @@ void frame_bytes(const std::string& bytes, replay_set& out)
             out.events.emplace_back(r.event);
         }
     }
+    return true;
 }
 
-void frame_file(const std::filesystem::path& file, replay_set& out, std::error_code& ec)
+void frame_file(const std::filesystem::path& file, replay_set& out, std::error_code& ec,
+                const std::function<bool()>& stop)
 {
     errno = 0;
     std::ifstream in(file, std::ios::binary);
@@ -488,13 +496,24 @@ void frame_file(const std::filesystem::path& file, replay_set& out, std::error_c
         out.failed = file;
         return;
     }
+    // A read that fails after a good open (EIO, as from /proc/self/mem or a failing disk)
+    // throws from inside the stream buffer with read(2)'s errno; with badbit in the mask the
+    // stream passes that exception on instead of only setting the bit.
+    in.exceptions(std::ios::badbit);
     try {
-        // A read that fails after a good open (EIO, as from /proc/self/mem or a failing disk)
-        // throws from inside the stream buffer; it carries read(2)'s errno.
-        const std::string bytes((std::istreambuf_iterator<char>(in)),
-                                std::istreambuf_iterator<char>());
+        std::string bytes;
+        std::vector<char> chunk(std::size_t{1} << 20);
+        while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) ||
+               in.gcount() > 0) {
+            bytes.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
+            if (stopped(stop)) {
+                ec = std::make_error_code(std::errc::operation_canceled);
+                return;
+            }
+        }
         ++out.files;
-        frame_bytes(bytes, out);
+        if (!frame_bytes(bytes, out, stop))
+            ec = std::make_error_code(std::errc::operation_canceled);
     } catch (const std::ios_base::failure& e) {
         ec = e.code().category() == std::iostream_category()
                  ? std::make_error_code(std::errc::io_error)
@@ -516,7 +535,8 @@ replay_set failure_at(std::filesystem::path where)
 
 }  // namespace
 
-replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
+replay_set load_replay(const std::filesystem::path& path, std::error_code& ec,
+                       const std::function<bool()>& stop)
 {
     ec.clear();
     replay_set out;
@@ -536,15 +556,17 @@ replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
             }
             if (std::filesystem::is_regular_file(status)) {
                 files.push_back(current);
-            } else if (!std::filesystem::is_directory(status) || it->is_symlink(entry_ec)) {
-                ++out.skipped;  // not followed: a link to a folder could lead back up
+            } else if (!std::filesystem::is_directory(status)) {
+                ++out.skipped;
+            } else if (it->is_symlink(entry_ec)) {
+                ++out.links_not_followed;  // it could lead back up
             }
         }
         // Opening a subfolder fails in increment(), while the iterator still stands on it.
         if (ec) return failure_at(current);
         std::sort(files.begin(), files.end());
         for (const auto& file : files) {
-            frame_file(file, out, ec);
+            frame_file(file, out, ec, stop);
             if (ec) return failure_at(out.failed);
         }
         return out;
@@ -558,7 +580,7 @@ replay_set load_replay(const std::filesystem::path& path, std::error_code& ec)
         refused.not_a_file = true;
         return refused;
     }
-    frame_file(path, out, ec);
+    frame_file(path, out, ec, stop);
     if (ec) return failure_at(out.failed);
     return out;
 }

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -157,8 +158,10 @@ std::optional<std::size_t> resident_memory_bytes();
 /// `</event>` by the library's stream framer, each event checked with parse_cot. Events that
 /// do not parse, or that the framer had to give up (too large, cut off), are counted in
 /// `rejected`, not returned. Pipes, sockets and devices inside a folder are not read (one
-/// could be read without end), nor are links to folders (one could lead back up): both are
-/// counted in `skipped`.
+/// could be read without end) and are counted in `skipped`; links to folders are not
+/// followed (one could lead back up) and are counted in `links_not_followed`.
+/// `stop`, when given, is asked between reads and while framing; when it says true the load
+/// ends with errc::operation_canceled.
 /// Errors: the file or folder, or an entry under it, cannot be read, or does not fit in
 /// memory (ec set, `failed` names the entry, no events returned); the path given is a
 /// device, pipe or socket (ec set, `not_a_file` set).
@@ -167,10 +170,12 @@ struct replay_set {
     std::uint64_t files = 0;
     std::uint64_t rejected = 0;
     std::uint64_t skipped = 0;
+    std::uint64_t links_not_followed = 0;
     bool not_a_file = false;
     /// On failure, the file or folder entry that could not be read (empty: the path given).
     std::filesystem::path failed;
 };
-replay_set load_replay(const std::filesystem::path& path, std::error_code& ec);
+replay_set load_replay(const std::filesystem::path& path, std::error_code& ec,
+                       const std::function<bool()>& stop = {});
 
 }  // namespace omnitak::example

@@ -535,6 +535,8 @@ TEST(System, CompleteSystemExampleRefusesBadInputWithOneLine)
         {{"--metrics", ""}, 2, "--metrics: empty value"},
         {{"--replay", ""}, 2, "--replay: empty value"},
         {{"--servers", "2", "--server", "tcp://127.0.0.1:8087"}, 2, "excludes"},
+        // With real servers the application submits everything: shares would be ignored.
+        {{"--submit-share", "0.5", "--server", "tcp://127.0.0.1:8087"}, 2, "excludes"},
         // The mock servers' own descriptors count too: 18 links and 18 servers do not fit
         // in 100 descriptors, though the links' 36 and the spare 64 would.
         {{"-c",
@@ -718,7 +720,7 @@ TEST(CompleteSystemTraffic, ReplayReadFailingAfterAGoodOpenIsAnErrorNotAnAbort)
     EXPECT_EQ(ec, std::errc::invalid_argument);
 }
 
-TEST(CompleteSystemTraffic, ReplayFolderCountsPipesAndFolderLinksItDoesNotRead)
+TEST(CompleteSystemTraffic, ReplayFolderCountsWhatItDoesNotReadAndStopsWhenAsked)
 {
     const auto dir = std::filesystem::temp_directory_path() /
                      ("omnitak_replay_fifo_" + std::to_string(::getpid()));
@@ -732,12 +734,18 @@ TEST(CompleteSystemTraffic, ReplayFolderCountsPipesAndFolderLinksItDoesNotRead)
     std::filesystem::create_directory_symlink(dir, dir / "up");
     std::error_code ec;
     const auto set = omnitak::example::load_replay(dir, ec);
+    // A load asked to stop ends at once, with nothing returned.
+    std::error_code stop_ec;
+    const auto stopped = omnitak::example::load_replay(dir, stop_ec, [] { return true; });
     std::filesystem::remove_all(dir);
 
     ASSERT_FALSE(ec) << ec.message();
     EXPECT_EQ(set.events.size(), 1u);
     EXPECT_EQ(set.files, 1u);
-    EXPECT_EQ(set.skipped, 2u);
+    EXPECT_EQ(set.skipped, 1u);
+    EXPECT_EQ(set.links_not_followed, 1u);
+    EXPECT_EQ(stop_ec, std::errc::operation_canceled) << stop_ec.message();
+    EXPECT_TRUE(stopped.events.empty());
 }
 
 TEST(CompleteSystemTraffic, ReplayFolderNamesTheSubfolderItMayNotOpen)
