@@ -87,6 +87,20 @@ listen_entry split_listen_entry(const std::string& entry)
     return out;
 }
 
+// The first IPv4 address `host` resolves to, as civetweb looks names up (IPv4 only).
+asio::ip::address resolve_v4(const std::string& host, std::error_code& ec,
+                             asio::ip::resolver_base::flags flags = {})
+{
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver(io);
+    const auto found = resolver.resolve(asio::ip::tcp::v4(), host, "0", flags, ec);
+    if (ec || found.empty()) {
+        if (!ec) ec = asio::error::host_not_found;
+        return {};
+    }
+    return found.begin()->endpoint().address();
+}
+
 // Why one entry cannot be what its writer meant, or empty when it looks servable.
 std::string listen_entry_problem(const std::string& entry)
 {
@@ -120,14 +134,11 @@ std::string listen_entry_problem(const std::string& entry)
     // Not a dotted quad. getaddrinfo still reads "127.1" or "0x7f.1" as numbers (inet_aton's
     // forms) where civetweb does not: those are refused too, as is a name with no IPv4
     // address (civetweb looks names up for IPv4 only).
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    (void)resolver.resolve(asio::ip::tcp::v4(), e.host, e.port_text,
-                           asio::ip::resolver_base::numeric_host, ec);
+    (void)resolve_v4(e.host, ec, asio::ip::resolver_base::numeric_host);
     if (!ec || e.host.find_first_not_of("0123456789.") == std::string::npos) {
         return "'" + e.host + not_ipv4;
     }
-    (void)resolver.resolve(asio::ip::tcp::v4(), e.host, e.port_text, ec);
+    (void)resolve_v4(e.host, ec);
     if (ec) return "cannot resolve '" + e.host + "' to an IPv4 address: " + ec.message();
     return {};
 }
@@ -141,6 +152,16 @@ std::string listen_address_problem(const std::string& address)
         if (auto problem = listen_entry_problem(entry); !problem.empty()) return problem;
     }
     return {};
+}
+
+// Whether a probe other than the last one listens on `port` (port 0 never collides).
+bool held_by_earlier_probe(const std::vector<asio::ip::tcp::acceptor>& probes, std::uint16_t port)
+{
+    for (std::size_t i = 0; port != 0 && i + 1 < probes.size(); ++i) {
+        std::error_code ignored;
+        if (probes[i].local_endpoint(ignored).port() == port) return true;
+    }
+    return false;
 }
 
 // After civetweb failed to listen (its message is always "null context when constructing
@@ -157,33 +178,21 @@ std::string reason_cannot_listen(const std::string& address)
         asio::ip::address ip = asio::ip::address_v4::any();
         if (!e.host.empty()) {
             ip = asio::ip::make_address(e.host, ec);
-            if (ec) {
-                // A name: bind the address it resolves to, as civetweb did.
-                asio::ip::tcp::resolver resolver(io);
-                const auto found = resolver.resolve(asio::ip::tcp::v4(), e.host, "0", ec);
-                if (ec || found.empty()) continue;
-                ip = found.begin()->endpoint().address();
-            }
+            if (ec) ip = resolve_v4(e.host, ec);  // a name: the address civetweb bound
+            if (ec) continue;
         }
         const asio::ip::tcp::endpoint endpoint(ip,
                                                static_cast<std::uint16_t>(std::stoul(e.port_text)));
-        // Two entries naming one address (or one of them every address) on one port: the
-        // list collides with itself, not with another program.
-        for (const auto& earlier : probes) {
-            std::error_code ignored;
-            const auto other = earlier.local_endpoint(ignored);
-            if (endpoint.port() != 0 && other.port() == endpoint.port() &&
-                (other.address() == ip || other.address().is_unspecified() ||
-                 ip.is_unspecified())) {
-                return "'" + entry + "': the same port on the same address as an earlier entry";
-            }
-        }
         auto& probe = probes.emplace_back(io);
         probe.open(endpoint.protocol(), ec);
         if (!ec) probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
         if (!ec) probe.bind(endpoint, ec);
         // Listening, so that a later entry for the same address collides as it did in civetweb.
         if (!ec) probe.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec == asio::error::address_in_use && held_by_earlier_probe(probes, endpoint.port())) {
+            // The list collides with itself, not with another program.
+            return "'" + entry + "': the same port on the same address as an earlier entry";
+        }
         if (ec) return "'" + entry + "': " + ec.message();
         if (ip.is_v6()) {
             return "'" + entry + "': the embedded HTTP server of this build may not support IPv6";

@@ -302,12 +302,16 @@ int run(const options& opt, const interrupt_watch& interrupts)
         endpoints.push_back(*e);
     }
     const bool use_mocks = endpoints.empty();
-    if (endpoints.size() > opt.links) {
+    // Links go to the servers in turn: a server no link reaches is left out (a mock one would
+    // only swallow the traffic injected into it).
+    const std::size_t asked_servers = use_mocks ? opt.servers : endpoints.size();
+    const std::size_t server_count = std::min(asked_servers, opt.links);
+    if (!use_mocks && server_count < asked_servers) {
         std::printf(
             "servers: only the first %zu of the %zu --server addresses get a link "
             "(--links %zu)\n",
-            opt.links, endpoints.size(), opt.links);
-        endpoints.resize(opt.links);
+            server_count, asked_servers, opt.links);
+        endpoints.resize(server_count);
     }
 
     // Every link takes a descriptor, and with the mock servers in this process so does the
@@ -324,9 +328,8 @@ int run(const options& opt, const interrupt_watch& interrupts)
             constexpr std::size_t spare = 64;  // epoll, eventfds, metrics, stdio, resolver
             // Each mock server holds its listener and its own event loop's descriptors.
             constexpr std::size_t per_mock = 4;
-            const std::size_t mock_count = use_mocks ? std::min(opt.servers, opt.links) : 0;
             const std::size_t needed =
-                opt.links * (use_mocks ? 2 : 1) + mock_count * per_mock + spare;
+                opt.links * (use_mocks ? 2 : 1) + (use_mocks ? server_count * per_mock : 0) + spare;
             if (limit.rlim_cur != RLIM_INFINITY && needed > limit.rlim_cur) {
                 std::fprintf(stderr,
                              "complete-system: %zu links need about %zu file descriptors%s, "
@@ -388,14 +391,11 @@ int run(const options& opt, const interrupt_watch& interrupts)
 
     const auto rss_start = ex::resident_memory_bytes();
     if (use_mocks) {
-        // Links go to the servers in turn; a server no link reaches would only swallow the
-        // traffic injected into it.
-        const std::size_t servers = std::min(opt.servers, opt.links);
-        if (servers < opt.servers) {
+        if (server_count < asked_servers) {
             std::printf("servers: starting %zu mock servers, not %zu: there are only %zu links\n",
-                        servers, opt.servers, opt.links);
+                        server_count, asked_servers, opt.links);
         }
-        for (std::size_t i = 0; i < servers; ++i) {
+        for (std::size_t i = 0; i < server_count; ++i) {
             omnitak::testing::mock_tak_server_params mp;
             // The gateway routes between servers itself; a relaying mock would reflect every
             // delivery back to the gateway's other links on that server.

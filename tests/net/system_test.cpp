@@ -461,10 +461,17 @@ public:
         return WEXITSTATUS(*status_);
     }
 
-    /// Waits until the first progress line (about a second into the traffic).
-    bool wait_for_traffic()
+    /// Waits for the first progress line (about a second into the traffic), then sends
+    /// `signal`.
+    ::testing::AssertionResult signal_once_traffic_flows(int signal)
     {
-        return eventually([&] { return output().find("s] links ") != std::string::npos; }, 30s);
+        if (!eventually([&] { return output().find("s] links ") != std::string::npos; }, 30s)) {
+            return ::testing::AssertionFailure() << "no progress line within 30 s:\n" << output();
+        }
+        if (::kill(pid_, signal) != 0) {
+            return ::testing::AssertionFailure() << "kill: " << std::strerror(errno);
+        }
+        return ::testing::AssertionSuccess();
     }
 
 private:
@@ -568,8 +575,7 @@ TEST(System, CompleteSystemExamplePrintsItsReportAfterSigint)
     // A long planned run, so that only the signal can end it in time.
     example_run run(program, traffic_args("60"));
     ASSERT_TRUE(run.started()) << run.spawn_error();
-    ASSERT_TRUE(run.wait_for_traffic()) << "no progress line within 30 s:\n" << run.output();
-    ASSERT_EQ(::kill(run.pid(), SIGINT), 0);
+    ASSERT_TRUE(run.signal_once_traffic_flows(SIGINT));
     const std::string text = output_of_finished_run(run, 128 + SIGINT, 20s);
     EXPECT_NE(text.find("interrupted: SIGINT after"), std::string::npos) << text;
 }
@@ -582,8 +588,7 @@ TEST(System, CompleteSystemExampleExitsAtOnceWhenTheOtherSignalFollows)
 
     example_run run(program, traffic_args("60"));
     ASSERT_TRUE(run.started()) << run.spawn_error();
-    ASSERT_TRUE(run.wait_for_traffic()) << "no progress line within 30 s:\n" << run.output();
-    ASSERT_EQ(::kill(run.pid(), SIGINT), 0);
+    ASSERT_TRUE(run.signal_once_traffic_flows(SIGINT));
     ASSERT_TRUE(eventually([&] {
         return run.output().find("SIGINT: stopping") != std::string::npos;
     })) << run.output();
